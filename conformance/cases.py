@@ -1,0 +1,146 @@
+"""Cases: one function of one subsystem, its reference, its implementation, and its inputs.
+
+A `Case` pairs a reference callable with the implementation under test and a Hypothesis strategy that
+draws a *flat* mapping of inputs (arrays, numbers, strings) for a dtype; an optional ``build`` turns that
+mapping into the call's keyword arguments (e.g. a ``Grid`` from its sizes). Flat inputs are what a safe
+``.npz`` holds, so the worst example of every case can be saved and replayed without Hypothesis.
+
+Each subsystem declares its cases in ``conformance/<subsystem>/cases.py`` and registers them here; the
+required tiers live in the tier table under the same names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance import backends, precision, profiles
+from conformance.parity import ParityResult, assert_parity, compare
+from conformance.recorder import META_KEYS
+from conformance.strategies import cast_floats
+from conformance.tiers import TierTable
+
+Inputs = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    reference: Callable[..., Any]
+    implementation: Callable[..., Any]
+    inputs: Callable[[str], st.SearchStrategy[Inputs]]  # dtype -> strategy of flat inputs (float64 arrays)
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    backends: tuple[str, ...] = ("jax-jit",)
+    build: Callable[[Inputs], Inputs] | None = None  # flat inputs -> keyword arguments of both callables
+    examples: float = 1.0  # fraction of the profile's max_examples (expensive cases run fewer)
+    reference_dtype: str = "float64"  # the reference runs on the same values, at this precision
+
+    @property
+    def subsystem(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    def kwargs(self, spec: Inputs) -> Inputs:
+        return self.build(spec) if self.build is not None else dict(spec)
+
+
+_REGISTRY: dict[str, Case] = {}
+
+
+def register(*cases: Case) -> None:
+    for case in cases:
+        if case.name in _REGISTRY and _REGISTRY[case.name] is not case:
+            raise ValueError(f"case {case.name!r} is already registered")
+        for b in case.backends:
+            backends.get(b)
+        _REGISTRY[case.name] = case
+
+
+def get(name: str) -> Case:
+    """The registered case; importing ``conformance.<subsystem>.cases`` on first use."""
+    if name not in _REGISTRY:
+        subsystem = name.split(".", 1)[0]
+        try:
+            importlib.import_module(f"conformance.{subsystem}.cases")
+        except ModuleNotFoundError:
+            pass
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no registered case {name!r}; registered: {', '.join(sorted(_REGISTRY)) or 'none'}") from None
+
+
+def of_subsystem(subsystem: str) -> list[Case]:
+    importlib.import_module(f"conformance.{subsystem}.cases")
+    return [c for n, c in sorted(_REGISTRY.items()) if c.subsystem == subsystem]
+
+
+@cache
+def _prepared(case_name: str, backend: str) -> Callable[..., Any]:
+    return backends.get(backend).prepare(_REGISTRY[case_name].implementation)
+
+
+def run(
+    case: Case, dtype: str, backend: str, spec: Inputs, *, record: bool = True, table: TierTable | None = None
+) -> ParityResult:
+    """Run the reference and the implementation on the same inputs and judge the result.
+
+    The implementation sees the inputs rounded to ``dtype``; the reference sees exactly those values at
+    ``case.reference_dtype``. With ``record`` the assertion is recorded and raises below the required tier.
+    """
+    impl_spec = cast_floats(spec, dtype)
+    ref_spec = cast_floats(impl_spec, case.reference_dtype)
+    with precision.for_dtype(dtype):
+        expected = case.reference(**case.kwargs(ref_spec))
+        actual = _prepared(case.name, backend)(**case.kwargs(impl_spec))
+        if record:
+            return assert_parity(case.name, expected, actual, backend=backend, dtype=dtype, inputs=impl_spec, table=table)
+        return compare(expected, actual, case=case.name, backend=backend, dtype=dtype, table=table)
+
+
+def check(case: Case, dtype: str, backend: str) -> None:
+    """Hypothesis-driven parity of ``case`` under the active profile (scaled by ``case.examples``)."""
+
+    @profiles.scaled(case.examples)
+    @given(spec=case.inputs(dtype))
+    def parity(spec: Inputs) -> None:
+        run(case, dtype, backend, spec)
+
+    parity()
+
+
+def matrix(cases: Iterable[Case]) -> list[tuple[Case, str, str]]:
+    """Every (case, dtype, backend) combination the cases declare, for ``pytest.mark.parametrize``."""
+    return [(c, d, b) for c in cases for d in c.dtypes for b in c.backends]
+
+
+def matrix_id(item: tuple[Case, str, str]) -> str:
+    case, dtype, backend = item
+    return f"{case.name}[{dtype}]@{backend}"
+
+
+def load_example(path: str | Path) -> tuple[Case, str, str, Inputs]:
+    """Read a saved worst example: (case, dtype, backend, inputs)."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    missing = [k for k in META_KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"{path} is not a saved parity example (missing {', '.join(missing)})")
+    case = get(str(arrays.pop("__case__")))
+    dtype, backend = str(arrays.pop("__dtype__")), str(arrays.pop("__backend__"))
+    arrays.pop("__device__")
+    spec = {k: (v.item() if v.ndim == 0 else v) for k, v in arrays.items()}
+    return case, dtype, backend, spec
+
+
+def replay(path: str | Path) -> ParityResult:
+    """Re-run a saved example (``report/examples/*.npz``) and return its result without raising."""
+    case, dtype, backend, spec = load_example(path)
+    return run(case, dtype, backend, spec, record=False)

@@ -1,0 +1,143 @@
+"""Command line of the parity suite: ``python -m conformance {run,report,replay,list}``.
+
+- ``run``: run the parity suites through pytest with the plugin and write the report; the exit status is
+  the gate (0 only when every case reaches its required tier, none is missing, and every test passed).
+- ``report DIR``: re-render ``report.md`` and ``report.html`` from ``DIR/report.json``.
+- ``replay FILE``: re-run a saved worst example (``DIR/examples/*.npz``) and print its metrics.
+- ``list``: the declared cases, their scales and required tiers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from conformance import profiles
+from conformance.tiers import SUBSYSTEMS
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def suite_dir(subsystem: str) -> Path:
+    return PACKAGE_DIR / subsystem
+
+
+def available_subsystems() -> list[str]:
+    return [s for s in SUBSYSTEMS if any(suite_dir(s).glob("test_*.py"))]
+
+
+def _run(args: argparse.Namespace, extra: list[str]) -> int:
+    subsystems = args.subsystem or available_subsystems()
+    for s in subsystems if not args.suite else ():
+        if s not in SUBSYSTEMS:
+            print(f"error: unknown subsystem {s!r}; subsystems are {', '.join(SUBSYSTEMS)}", file=sys.stderr)
+            return 2
+        if not any(suite_dir(s).glob("test_*.py")):
+            print(f"error: subsystem {s!r} has no conformance suite yet ({suite_dir(s)})", file=sys.stderr)
+            return 2
+    out = Path(args.out).resolve()
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *(args.suite or [str(suite_dir(s)) for s in subsystems]),
+        f"--conformance-report={out}",
+        f"--conformance-subsystems={','.join(subsystems)}",
+        f"--hypothesis-profile={args.profile}",
+        f"--rootdir={PACKAGE_DIR.parent}",
+        "-q",
+    ]
+    if args.tiers:
+        cmd.append(f"--conformance-tiers={Path(args.tiers).resolve()}")
+    if args.workers != "0" and importlib.util.find_spec("xdist") is not None:
+        cmd += ["-n", args.workers]
+    cmd += extra
+    print("+ " + " ".join(cmd), flush=True)
+    status = subprocess.run(cmd, check=False, cwd=PACKAGE_DIR.parent).returncode
+    report_json = out / "report.json"
+    if not report_json.exists():
+        print(f"error: pytest exited with status {status} and wrote no report to {out}", file=sys.stderr)
+        return status or 3
+    from conformance import report
+
+    doc = report.load(report_json)
+    gate = doc["summary"]["gate_passed"]
+    print(f"parity gate {'PASSED' if gate else 'FAILED'}: {out / 'report.md'}")
+    return 0 if gate and status == 0 else (status or 1)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from conformance import atomic, report
+
+    try:
+        doc = report.load(args.dir)
+    except report.ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.dir)
+    out = out if out.is_dir() else out.parent
+    atomic.write_text(out / "report.md", report.render_markdown(doc))
+    atomic.write_text(out / "report.html", report.render_html(doc))
+    gate = doc["summary"]["gate_passed"]
+    print(f"rendered {out / 'report.md'} and {out / 'report.html'}; gate {'PASSED' if gate else 'FAILED'}")
+    return (0 if gate else 1) if args.gate else 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from conformance import cases, precision
+
+    precision.apply()
+    try:
+        result = cases.replay(args.file)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: cannot replay {args.file}: {exc}", file=sys.stderr)
+        return 2
+    print(result.message())
+    return 0 if result.passed else 1
+
+
+def _list(args: argparse.Namespace) -> int:
+    from conformance.tiers import default_table
+
+    table = default_table()
+    for name, spec in sorted(table.cases.items()):
+        if args.subsystem and spec.subsystem not in args.subsystem:
+            continue
+        reqs = ", ".join(f"{r.backend}/{r.device}/{r.dtype}>={r.tier}" for r in spec.required)
+        print(f"{name:40s} {spec.scale:6s} {reqs}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the parity suites and write the report (exit status = gate)")
+    p_run.add_argument("--subsystem", action="append", help="only this subsystem (repeatable); default: all")
+    p_run.add_argument("--profile", default=profiles.DEFAULT, choices=sorted(profiles.PROFILES))
+    p_run.add_argument("--out", default="report", help="report directory (default: ./report)")
+    p_run.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers ('0' runs in-process)")
+    p_run.add_argument("--tiers", help="tier table to use instead of conformance/tiers.toml")
+    p_run.add_argument(
+        "--suite", action="append", help="run these test paths instead of conformance/<subsystem> (repeatable)"
+    )
+    p_rep = sub.add_parser("report", help="re-render report.md and report.html from report.json")
+    p_rep.add_argument("dir", help="report directory or report.json")
+    p_rep.add_argument("--gate", action="store_true", help="exit 1 when the report's gate failed")
+    p_play = sub.add_parser("replay", help="re-run a saved worst example (.npz) and print its metrics")
+    p_play.add_argument("file")
+    p_list = sub.add_parser("list", help="list the declared cases and their required tiers")
+    p_list.add_argument("--subsystem", action="append")
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "run":
+        return _run(args, [x for x in extra if x != "--"])
+    return {"report": _report, "replay": _replay, "list": _list}[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""The suite's pytest plugin (registered through the ``pytest11`` entry point).
+
+- Loads the Hypothesis profile (``--hypothesis-profile`` or ``CONFORMANCE_PROFILE``, default ``ci``).
+- Applies the precision policy (`conformance.precision`) before any test runs.
+- Installs a `Recorder` in every process and feeds it JAX's compilation events, so each parity assertion
+  knows how many compilations and traces its case caused.
+- Collects test outcomes and, under pytest-xdist, the workers' recordings.
+- With ``--conformance-report DIR`` writes ``report.json``, ``report.md`` and ``report.html`` and turns
+  the exit status non-zero when any case is below its required tier, missing, or a test failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import precision, profiles, recorder
+
+_LISTENING = False
+
+
+def _on_jax_event(name: str, *args: Any, **kwargs: Any) -> None:
+    rec = recorder.current()
+    if rec is not None:
+        rec.on_jax_event(name)
+
+
+def _listen_to_jax() -> None:
+    """Register one process-wide listener for JAX's compile events (it forwards to the current recorder)."""
+    global _LISTENING
+    if _LISTENING:
+        return
+    import jax.monitoring
+
+    jax.monitoring.register_event_duration_secs_listener(_on_jax_event)
+    _LISTENING = True
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "parity suite")
+    group.addoption(
+        "--conformance-report",
+        metavar="DIR",
+        default=None,
+        help="write the parity report (report.json, report.md, report.html) to DIR and gate the exit status on it",
+    )
+    group.addoption(
+        "--conformance-tiers",
+        metavar="PATH",
+        default=None,
+        help="use this tier table instead of the project's conformance/tiers.toml",
+    )
+    group.addoption(
+        "--conformance-subsystems",
+        metavar="S[,S]",
+        default=None,
+        help="subsystems whose declared cases the report must contain (default: those of the collected tests)",
+    )
+
+
+class _Session:
+    def __init__(self, config: pytest.Config, out_dir: Path | None, profile: str) -> None:
+        self.config = config
+        self.out_dir = out_dir
+        self.profile = profile
+        self.is_worker = hasattr(config, "workerinput")
+        self.outcomes: dict[str, dict[str, Any]] = {}
+        self.exports: list[dict[str, Any]] = []
+        self.subsystems: set[str] = set()
+        self.started = time.time()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        rec = recorder.current()
+        if rec is not None:
+            rec.start_test()
+        precision.apply_torch_if_loaded()
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            mod = getattr(item, "module", None)
+            parts = (getattr(mod, "__name__", "") or "").split(".")
+            if len(parts) >= 3 and parts[0] == "conformance":
+                self.subsystems.add(parts[1])
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        entry = self.outcomes.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "duration": 0.0})
+        entry["duration"] += report.duration
+        if report.failed:
+            entry["outcome"] = "failed" if report.when == "call" else "error"
+            entry["longrepr"] = str(report.longrepr)[-6000:]
+        elif report.skipped and entry["outcome"] == "passed":
+            entry["outcome"] = "skipped"
+            entry["longrepr"] = str(report.longrepr)[-500:]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        out = getattr(node, "workeroutput", {}).get("conformance")
+        if out:
+            self.exports.append(json.loads(out))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        rec = recorder.current()
+        if self.is_worker:
+            if rec is not None:
+                self.config.workeroutput["conformance"] = json.dumps(rec.export())  # type: ignore[attr-defined]
+            return
+        if self.out_dir is None:
+            return
+        from conformance import report
+
+        if rec is not None and not self.exports:
+            self.exports.append(rec.export())
+        merged = recorder.merge(self.exports, self.out_dir)
+        option = self.config.getoption("conformance_subsystems")
+        subsystems = sorted(option.split(",")) if option else sorted(self.subsystems)
+        doc = report.build(
+            merged,
+            outcomes=list(self.outcomes.values()),
+            subsystems=subsystems,
+            profile=self.profile,
+            pytest_exitstatus=int(exitstatus),
+            duration_s=time.time() - self.started,
+        )
+        report.write(doc, self.out_dir)
+        if not doc["summary"]["gate_passed"] and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            s = doc["summary"]
+            tr.write_line(
+                f"conformance report: {s['cases']} cases, {s['examples']} examples, "
+                f"{s['cases_failed']} below required tier, {s['cases_missing']} missing, "
+                f"gate {'PASSED' if s['gate_passed'] else 'FAILED'} -> {self.out_dir / 'report.html'}"
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from hypothesis import settings
+
+    chosen = config.getoption("hypothesis_profile", None)
+    profile = chosen or os.environ.get(profiles.ENV_VAR) or profiles.DEFAULT
+    if profile not in profiles.PROFILES and not chosen:
+        raise pytest.UsageError(
+            f"{profiles.ENV_VAR}={profile!r} is not a profile; profiles: {', '.join(profiles.PROFILES)}"
+        )
+    if not chosen:
+        settings.load_profile(profile)
+    precision.apply()
+    from conformance import tiers
+
+    config.stash[_TABLE] = tiers.default_table() if tiers._ACTIVE is not None else None
+    tiers.use_table(config.getoption("conformance_tiers"))
+    out = config.getoption("conformance_report")
+    out_dir = Path(out).resolve() if out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    previous = recorder.current()
+    config.stash[_PREVIOUS] = previous
+    recorder.install(recorder.Recorder(out_dir, worker), profile)
+    _listen_to_jax()
+    config.pluginmanager.register(_Session(config, out_dir, profile), "conformance-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Restore the outer recorder (pytester runs pytest inside pytest).
+    recorder.install(config.stash.get(_PREVIOUS, None))
+    from conformance import tiers
+
+    tiers._ACTIVE = config.stash.get(_TABLE, None)
+
+
+_PREVIOUS = pytest.StashKey[Any]()
+_TABLE = pytest.StashKey[Any]()

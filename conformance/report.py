@@ -1,0 +1,416 @@
+"""The parity report: a versioned JSON document, rendered to Markdown (for a merge request) and HTML.
+
+``report.json`` is the source of truth; ``report.md`` and ``report.html`` are rendered from it and can be
+rendered again with ``python -m conformance report DIR``. The gate passes only when pytest passed, no case
+is below its required tier and every case the tier table declares for the run's subsystems and device ran.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from conformance import atomic, precision
+from conformance.parity import ParityResult
+from conformance.tiers import TIERS, TierTable, at_least, default_table
+
+SCHEMA = "parity-suite.report"
+SCHEMA_VERSION = 1
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "jax",
+    "jaxlib",
+    "flax",
+    "torch",
+    "hypothesis",
+    "chex",
+    "ml_dtypes",
+    "onnx",
+    "onnxruntime",
+    "safetensors",
+    "pytest",
+    "pytest-xdist",
+)
+TIER_COLOURS = {
+    "exact": "#116329",
+    "perfect": "#1a7f37",
+    "excellent": "#4ac26b",
+    "good": "#bfd849",
+    "warning": "#f2b233",
+    "attention": "#f0793a",
+    "severe": "#cf222e",
+    "missing": "#8c959f",
+}
+
+
+class ReportError(ValueError):
+    """A report file that cannot be read: missing, not JSON, or of an unknown schema version."""
+
+
+# -- building ---------------------------------------------------------------------------------------
+
+
+def environment() -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    import jax
+
+    devices = [{"platform": d.platform, "kind": d.device_kind, "id": d.id} for d in jax.devices()]
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "versions": versions,
+        "jax_backend": jax.default_backend(),
+        "devices": devices,
+        "env": {k: os.environ.get(k) for k in ("JAX_PLATFORMS", "XLA_FLAGS", "CONFORMANCE_PROFILE")},
+    }
+
+
+def _device() -> str:
+    import jax
+
+    backend = jax.default_backend()
+    return "gpu" if backend in ("cuda", "rocm") else backend
+
+
+def build(
+    merged: Mapping[str, Any],
+    *,
+    outcomes: Sequence[Mapping[str, Any]],
+    subsystems: Sequence[str],
+    profile: str,
+    pytest_exitstatus: int,
+    duration_s: float,
+    table: TierTable | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Assemble the report document from the merged recordings and the test outcomes."""
+    from hypothesis import settings
+
+    table = table or default_table()
+    device = device or _device()
+    cases: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str]] = set()
+    for e in merged.get("entries", []):
+        status = "pass" if e["required"] is None or at_least(e["worst"]["tier"], e["required"]) else "fail"
+        cases.append({**e, "tier": e["worst"]["tier"], "status": status})
+        seen.add((e["case"], e["backend"], e["dtype"]))
+    for case, backend, dtype, tier in table.expected(subsystems, device):
+        if (case, backend, dtype) not in seen:
+            cases.append(
+                {
+                    "key": f"{case}@{dtype}@{backend}@{device}",
+                    "case": case,
+                    "subsystem": case.split(".", 1)[0],
+                    "backend": backend,
+                    "device": device,
+                    "dtype": dtype,
+                    "scale": table.case(case).scale,
+                    "required": tier,
+                    "tier": "missing",
+                    "status": "missing",
+                    "examples": 0,
+                    "failed_examples": 0,
+                    "tier_counts": {},
+                    "worst": None,
+                    "compiles": 0,
+                    "traces": 0,
+                    "nodeids": [],
+                    "inputs_file": None,
+                }
+            )
+    cases.sort(key=lambda c: (c["subsystem"], c["case"], c["dtype"], c["backend"], c["device"]))
+    tests = {k: 0 for k in ("passed", "failed", "error", "skipped")}
+    for o in outcomes:
+        tests[o["outcome"]] += 1
+    n_fail = sum(c["status"] == "fail" for c in cases)
+    n_missing = sum(c["status"] == "missing" for c in cases)
+    gate = pytest_exitstatus == 0 and n_fail == 0 and n_missing == 0
+    current = settings.default
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "subsystems": list(subsystems),
+        "device": device,
+        "profile": {
+            "name": profile,
+            "max_examples": current.max_examples,
+            "derandomize": current.derandomize,
+        },
+        "environment": environment(),
+        "precision": precision.settings(),
+        "tier_table": table.to_dict(),
+        "summary": {
+            "gate_passed": gate,
+            "cases": len(cases),
+            "cases_passed": sum(c["status"] == "pass" for c in cases),
+            "cases_failed": n_fail,
+            "cases_missing": n_missing,
+            "examples": sum(c["examples"] for c in cases),
+            "compiles": sum(c["compiles"] for c in cases),
+            "tests": tests,
+            "pytest_exitstatus": pytest_exitstatus,
+            "duration_s": round(duration_s, 2),
+        },
+        "cases": cases,
+        "tests": sorted(outcomes, key=lambda o: o["nodeid"]),
+        "series": list(merged.get("series", [])),
+    }
+
+
+def write(doc: Mapping[str, Any], out_dir: str | Path) -> None:
+    out = Path(out_dir)
+    atomic.write_text(out / "report.json", json.dumps(doc, indent=1, sort_keys=False, allow_nan=True) + "\n")
+    atomic.write_text(out / "report.md", render_markdown(doc))
+    atomic.write_text(out / "report.html", render_html(doc))
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read and check a ``report.json`` (or the directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{p} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{p} is not valid JSON ({exc}); it may be truncated") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ReportError(f"{p} is not a parity report (schema {doc.get('schema') if isinstance(doc, dict) else None!r})")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise ReportError(
+            f"{p} has report schema version {doc.get('schema_version')!r}; this suite reads version "
+            f"{SCHEMA_VERSION}. Re-run `python -m conformance run` to regenerate it."
+        )
+    return doc
+
+
+# -- rendering helpers --------------------------------------------------------------------------------
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "–"
+    if x == 0:
+        return "0"
+    return f"{x:.2e}"
+
+
+def _worst_leaf(c: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    w = c.get("worst")
+    if not w:
+        return None
+    return next((leaf for leaf in w["leaves"] if leaf["path"] == w["worst_leaf"]), None)
+
+
+def failure_message(c: Mapping[str, Any]) -> str:
+    if c["status"] == "missing":
+        return (
+            f"{c['case']}[{c['dtype']}] on {c['backend']}/{c['device']}: declared in the tier table "
+            f"(required {c['required']!r}) but no test asserted it."
+        )
+    return ParityResult.from_dict(c["worst"]).message()
+
+
+def _summary_line(doc: Mapping[str, Any]) -> str:
+    s = doc["summary"]
+    t = s["tests"]
+    p = doc["profile"]
+    return (
+        f"{s['cases']} cases ({s['cases_passed']} at or above their required tier, {s['cases_failed']} below, "
+        f"{s['cases_missing']} missing), {s['examples']} examples, {s['compiles']} JAX compilations; "
+        f"tests: {t['passed']} passed, {t['failed']} failed, {t['error']} errors, {t['skipped']} skipped; "
+        f"profile {p['name']} ({p['max_examples']} examples, derandomized={p['derandomize']}); "
+        f"device {doc['device']}; {s['duration_s']} s."
+    )
+
+
+def render_markdown(doc: Mapping[str, Any]) -> str:
+    s = doc["summary"]
+    out = io.StringIO()
+    w = out.write
+    w(f"# Parity report: gate {'PASSED' if s['gate_passed'] else 'FAILED'}\n\n")
+    w(_summary_line(doc) + "\n\n")
+    prec = doc["precision"]
+    w("Precision: " + ", ".join(f"`{k}={v}`" for k, v in prec.items()) + ".\n\n")
+    bad = [c for c in doc["cases"] if c["status"] != "pass"]
+    failed_tests = [t for t in doc["tests"] if t["outcome"] in ("failed", "error")]
+    if bad or failed_tests:
+        w("## What failed\n\n")
+        for c in bad:
+            w("```\n" + failure_message(c) + "\n```\n\n")
+        for t in failed_tests:
+            w(f"- test `{t['nodeid']}` {t['outcome']}\n")
+        w("\n")
+    for subsystem in sorted({c["subsystem"] for c in doc["cases"]}):
+        w(f"## {subsystem}\n\n")
+        w("| case | dtype | backend | device | tier | required | MAE (norm) | max (norm) | examples | compiles | status |\n")
+        w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+        for c in (c for c in doc["cases"] if c["subsystem"] == subsystem):
+            leaf = _worst_leaf(c)
+            mae = _fmt(leaf["mae_norm"]) if leaf else "–"
+            mx = _fmt(leaf["max_norm"]) if leaf else "–"
+            status = {"pass": "ok", "fail": "**FAIL**", "missing": "**MISSING**"}[c["status"]]
+            w(
+                f"| `{c['case']}` | {c['dtype']} | {c['backend']} | {c['device']} | {c['tier']} | {c['required']} "
+                f"| {mae} | {mx} | {c['examples']} | {c['compiles']} | {status} |\n"
+            )
+        w("\n")
+    w("Tier bounds (float32, normalized MAE; the max must stay below "
+      f"{doc['tier_table']['max_multiple']:g}x the bound): "
+      + ", ".join(f"{k} < {v:g}" for k, v in doc["tier_table"]["bounds_float32"].items()) + ".\n\n")
+    env = doc["environment"]
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    w(f"Environment: Python {env['python']} on {env['platform']} ({env['cpu_count']} CPUs), JAX backend "
+      f"{env['jax_backend']}; {versions}.\n")
+    return out.getvalue()
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1f2328}
+h1 .pass{color:#1a7f37} h1 .fail{color:#cf222e}
+table.matrix{border-collapse:collapse;margin:8px 0 24px}
+table.matrix th,table.matrix td{border:1px solid #d0d7de;padding:4px 6px;font-size:12px;vertical-align:top}
+table.matrix th{background:#f6f8fa;text-align:left}
+td.cell{min-width:150px;color:#fff} td.cell .num{font-family:ui-monospace,monospace;font-size:11px}
+td.cell.fail{outline:3px solid #000;outline-offset:-3px} td.empty{background:#fff}
+.badge{font-weight:600} pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:12px}
+.legend span{display:inline-block;padding:2px 8px;margin-right:4px;color:#fff;font-size:12px}
+.plots figure{display:inline-block;margin:0 16px 16px 0}
+"""
+
+
+def _cell(c: Mapping[str, Any]) -> str:
+    colour = TIER_COLOURS[c["tier"]]
+    leaf = _worst_leaf(c)
+    text_colour = "#1f2328" if c["tier"] in ("good", "warning") else "#fff"
+    lines = [f"<span class='badge'>{html.escape(c['tier'])}</span> (needs {html.escape(str(c['required']))})"]
+    if leaf:
+        lines.append(f"<span class='num'>MAE {_fmt(leaf['mae_norm'])} · max {_fmt(leaf['max_norm'])}</span>")
+        lines.append(f"<span class='num'>n={c['examples']} · compiles {c['compiles']}</span>")
+    title = failure_message(c) if c["status"] != "pass" else (
+        f"worst leaf {leaf['path']}, at {leaf['worst']['index'] if leaf and leaf['worst'] else '-'}" if leaf else ""
+    )
+    cls = "cell" + ("" if c["status"] == "pass" else " fail")
+    return (
+        f"<td class='{cls}' style='background:{colour};color:{text_colour}' title='{html.escape(title, quote=True)}'>"
+        + "<br>".join(lines)
+        + "</td>"
+    )
+
+
+def _plot_svg(series: Sequence[Mapping[str, Any]], title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "conformance"  # deterministic element ids: re-rendering is byte-identical
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=100)
+    try:
+        for s in series:
+            ys = [max(y, 1e-300) for y in s["y"]] if s["logy"] else s["y"]
+            ax.plot(s["x"], ys, marker="o", markersize=3, label=s["label"])
+        if any(s["logy"] for s in series):
+            ax.set_yscale("log")
+        ax.set_xlabel(series[0]["xlabel"])
+        ax.set_ylabel(series[0]["ylabel"])
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    finally:
+        plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+def render_html(doc: Mapping[str, Any]) -> str:
+    s = doc["summary"]
+    parts: list[str] = []
+    add = parts.append
+    add("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Parity report</title>")
+    add(f"<style>{_CSS}</style></head><body>")
+    verdict = "<span class='pass'>PASSED</span>" if s["gate_passed"] else "<span class='fail'>FAILED</span>"
+    add(f"<h1>Parity report: gate {verdict}</h1><p>{html.escape(_summary_line(doc))}</p>")
+    add("<p class='legend'>" + "".join(
+        f"<span style='background:{TIER_COLOURS[t]}'>{t}</span>" for t in (*TIERS, "missing")
+    ) + "</p>")
+    add("<p>Each cell: tier reached (tier required), the worst example's normalized MAE and max error, examples "
+        "run and JAX compilations. Cells with a black frame are below their required tier or missing; hover "
+        "for details.</p>")
+    for subsystem in sorted({c["subsystem"] for c in doc["cases"]}):
+        rows = [c for c in doc["cases"] if c["subsystem"] == subsystem]
+        columns = sorted({(c["backend"], c["device"]) for c in rows})
+        add(f"<h2>{html.escape(subsystem)}</h2><table class='matrix' id='matrix-{html.escape(subsystem)}'><tr>"
+            "<th>case</th><th>dtype</th><th>scale</th>")
+        for b, d in columns:
+            add(f"<th>{html.escape(b)}<br>{html.escape(d)}</th>")
+        add("</tr>")
+        for case, dtype in sorted({(c["case"], c["dtype"]) for c in rows}):
+            scale = next(c["scale"] for c in rows if c["case"] == case)
+            add(f"<tr><td><code>{html.escape(case)}</code></td><td>{dtype}</td><td>{scale}</td>")
+            for b, d in columns:
+                found = [c for c in rows if (c["case"], c["dtype"], c["backend"], c["device"]) == (case, dtype, b, d)]
+                add(_cell(found[0]) if found else "<td class='empty'></td>")
+            add("</tr>")
+        add("</table>")
+    if doc.get("series"):
+        add("<h2>Error propagation</h2><div class='plots'>")
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        for ser in doc["series"]:
+            groups.setdefault(ser["name"], []).append(ser)
+        for name, group in sorted(groups.items()):
+            try:
+                svg = _plot_svg(group, name)
+            except Exception as exc:  # noqa: BLE001 - a plot failure must not lose the report
+                svg = f"<pre>plot unavailable: {html.escape(repr(exc))}</pre>"
+            add(f"<figure id='plot-{html.escape(name)}'>{svg}<figcaption>{html.escape(name)}</figcaption></figure>")
+        add("</div>")
+    bad = [c for c in doc["cases"] if c["status"] != "pass"]
+    failed_tests = [t for t in doc["tests"] if t["outcome"] in ("failed", "error")]
+    if bad or failed_tests:
+        add("<h2>What failed</h2>")
+        for c in bad:
+            add(f"<pre>{html.escape(failure_message(c))}</pre>")
+        for t in failed_tests:
+            add(f"<details><summary>test <code>{html.escape(t['nodeid'])}</code> {t['outcome']}</summary>"
+                f"<pre>{html.escape(t.get('longrepr', ''))}</pre></details>")
+    env = doc["environment"]
+    add("<h2>Environment</h2><table class='matrix'>")
+    rows_env = {
+        "python": env["python"],
+        "platform": env["platform"],
+        "CPUs": env["cpu_count"],
+        "JAX backend": env["jax_backend"],
+        "devices": ", ".join(f"{d['platform']}:{d['kind']}" for d in env["devices"]),
+        **{f"precision: {k}": v for k, v in doc["precision"].items()},
+        **{k: v for k, v in env["versions"].items() if v},
+    }
+    for k, v in rows_env.items():
+        add(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>")
+    add("</table></body></html>")
+    return "".join(parts)

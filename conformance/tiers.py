@@ -1,0 +1,331 @@
+"""The tier table: named parity levels, their bounds, and every case's required tier.
+
+The table and the requirements live in one data file (`tiers.toml` beside this module). This module loads
+it, validates it (unknown tiers, scales, dtypes, devices or backends are errors that name the offending
+entry), scales bounds by dtype precision, and classifies a measured error into a tier.
+
+Semantics (DESIGN.md):
+
+- A tier is reached when the MAE of the normalized error is below the tier's bound **and** the maximum
+  normalized error is below ``max_multiple`` times that bound, so one wrong row cannot hide in a mean.
+- Bounds are written for float32 and scale with the dtype's machine epsilon, so "perfect" means the same
+  number of units of precision for float64 (tighter) and bfloat16 (looser).
+- ``exact`` means bitwise equal; ``severe`` is everything else, including NaN/Inf positions that disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+TIERS: tuple[str, ...] = ("exact", "perfect", "excellent", "good", "warning", "attention", "severe")
+GRADED_TIERS: tuple[str, ...] = TIERS[1:-1]  # the tiers defined by a bound
+SCALES: tuple[str, ...] = ("abs", "rel", "range")
+DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
+DEVICES: tuple[str, ...] = ("cpu", "gpu", "tpu")
+SUBSYSTEMS: tuple[str, ...] = ("gcm", "cem", "vae", "anomaly", "selftest")  # selftest: the harness's meta-tests
+SCHEMA = 1
+DEFAULT_PATH = Path(__file__).with_name("tiers.toml")
+
+_CASE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_@\-]+)+$")
+
+
+class TierTableError(ValueError):
+    """The tier table or a lookup into it is invalid (unknown name, missing requirement, bad value)."""
+
+
+def tier_rank(tier: str) -> int:
+    """0 for ``exact`` (best) up to 6 for ``severe`` (worst)."""
+    try:
+        return TIERS.index(tier)
+    except ValueError:
+        raise TierTableError(f"unknown tier {tier!r}; tiers are {', '.join(TIERS)}") from None
+
+
+def at_least(reached: str, required: str) -> bool:
+    """Whether ``reached`` is the ``required`` tier or a better one."""
+    return tier_rank(reached) <= tier_rank(required)
+
+
+def worst_tier(tiers: Iterable[str]) -> str:
+    return max(tiers, key=tier_rank, default="exact")
+
+
+def eps(dtype: str) -> float:
+    if dtype == "bfloat16":
+        return float(ml_dtypes.finfo(ml_dtypes.bfloat16).eps)
+    return float(np.finfo(np.dtype(dtype)).eps)
+
+
+@dataclasses.dataclass(frozen=True)
+class Requirement:
+    backend: str
+    device: str  # a device name or "*"
+    dtype: str
+    tier: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseSpec:
+    name: str
+    scale: str
+    doc: str
+    required: tuple[Requirement, ...]
+
+    @property
+    def subsystem(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class TierTable:
+    """The validated contents of the data file."""
+
+    bounds: Mapping[str, float]  # graded tier -> float32 MAE bound of the normalized error
+    max_multiple: float
+    dtype_scale: Mapping[str, float]  # dtype -> factor applied to the float32 bounds
+    backends: Mapping[str, str]  # backend name -> description
+    cases: Mapping[str, CaseSpec]
+    source: str
+
+    # -- bounds and classification ---------------------------------------------------------------
+
+    def bounds_for(self, tier: str, dtype: str) -> tuple[float, float]:
+        """``(mae_bound, max_bound)`` of the normalized error for ``tier`` at ``dtype`` (exclusive)."""
+        if tier == "exact":
+            return 0.0, 0.0
+        if tier == "severe":
+            return math.inf, math.inf
+        if tier not in self.bounds:
+            raise TierTableError(f"unknown tier {tier!r}; tiers are {', '.join(TIERS)}")
+        bound = self.bounds[tier] * self.scale_factor(dtype)
+        return bound, bound * self.max_multiple
+
+    def scale_factor(self, dtype: str) -> float:
+        try:
+            return self.dtype_scale[dtype]
+        except KeyError:
+            raise TierTableError(f"unknown dtype {dtype!r}; known dtypes are {', '.join(DTYPES)}") from None
+
+    def classify(
+        self, mae_norm: float, max_norm: float, dtype: str, *, bitwise_equal: bool, nonfinite_agree: bool = True
+    ) -> str:
+        """The best tier whose mean and max bounds both hold."""
+        if not nonfinite_agree:
+            return "severe"
+        if bitwise_equal:
+            return "exact"
+        if not (math.isfinite(mae_norm) and math.isfinite(max_norm)):
+            return "severe"
+        for tier in GRADED_TIERS:
+            mae_bound, max_bound = self.bounds_for(tier, dtype)
+            if mae_norm < mae_bound and max_norm < max_bound:
+                return tier
+        return "severe"
+
+    # -- requirements ----------------------------------------------------------------------------
+
+    def case(self, name: str) -> CaseSpec:
+        try:
+            return self.cases[name]
+        except KeyError:
+            near = [c for c in self.cases if c.split(".")[0] == name.split(".")[0]]
+            hint = f" Cases of that subsystem: {', '.join(sorted(near))}." if near else ""
+            raise TierTableError(
+                f"unknown case {name!r}: declare it, with its scale and required tiers, in {self.source}.{hint}"
+            ) from None
+
+    def required(self, case: str, backend: str, device: str, dtype: str) -> str:
+        """The required tier; a requirement for the exact device beats a ``*`` one."""
+        spec = self.case(case)
+        if backend not in self.backends:
+            raise TierTableError(f"unknown backend {backend!r}; known backends: {', '.join(sorted(self.backends))}")
+        exact = [r for r in spec.required if (r.backend, r.device, r.dtype) == (backend, device, dtype)]
+        wild = [r for r in spec.required if (r.backend, r.device, r.dtype) == (backend, "*", dtype)]
+        for found in (exact, wild):
+            if found:
+                return found[0].tier
+        have = ", ".join(f"{r.backend}/{r.device}/{r.dtype}" for r in spec.required) or "none"
+        raise TierTableError(
+            f"no required tier for {case} on backend {backend!r}, device {device!r}, dtype {dtype!r} "
+            f"in {self.source} (declared: {have}). Add a row [\"{backend}\", \"{device}\", \"{dtype}\", <tier>]."
+        )
+
+    def expected(self, subsystems: Iterable[str], device: str) -> list[tuple[str, str, str, str]]:
+        """Every (case, backend, dtype, tier) that a run on ``device`` must produce for ``subsystems``."""
+        wanted = set(subsystems)
+        out: dict[tuple[str, str, str], str] = {}
+        for spec in self.cases.values():
+            if spec.subsystem not in wanted:
+                continue
+            for r in spec.required:
+                if r.device in ("*", device):
+                    key = (spec.name, r.backend, r.dtype)
+                    if r.device == device or key not in out:
+                        out[key] = r.tier
+        return sorted((c, b, d, t) for (c, b, d), t in out.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "bounds_float32": dict(self.bounds),
+            "max_multiple": self.max_multiple,
+            "dtype_scale": dict(self.dtype_scale),
+        }
+
+
+# -- loading and validation -----------------------------------------------------------------------
+
+
+def _expect(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise TierTableError(f"{where}: {msg}")
+
+
+def parse_table(data: Mapping[str, Any], source: str, known_backends: Iterable[str] | None = None) -> TierTable:
+    """Validate the parsed TOML document and build the table.
+
+    ``known_backends``, when given, is the backend registry: every backend the file names must be in it.
+    """
+    _expect(data.get("schema") == SCHEMA, source, f"'schema' must be {SCHEMA}; got {data.get('schema')!r}")
+    unknown_top = set(data) - {"schema", "tiers", "guard", "dtype_scale", "backends", "cases"}
+    _expect(not unknown_top, source, f"unknown top-level keys {sorted(unknown_top)}")
+
+    tiers = data.get("tiers", {})
+    _expect(isinstance(tiers, dict), source, "[tiers] must be a table")
+    _expect(
+        list(tiers) == list(GRADED_TIERS),
+        f"{source} [tiers]",
+        f"must list exactly {', '.join(GRADED_TIERS)} in this order (exact and severe are implicit); "
+        f"got {', '.join(tiers) or 'nothing'}",
+    )
+    previous = 0.0
+    for name, bound in tiers.items():
+        _expect(
+            isinstance(bound, int | float) and math.isfinite(bound) and bound > previous,
+            f"{source} [tiers].{name}",
+            f"bound must be a finite number larger than the previous tier's ({previous}); got {bound!r}",
+        )
+        previous = float(bound)
+
+    guard = data.get("guard", {})
+    multiple = guard.get("max_multiple")
+    _expect(
+        isinstance(multiple, int | float) and math.isfinite(multiple) and multiple >= 1,
+        f"{source} [guard].max_multiple",
+        f"must be a finite number >= 1; got {multiple!r}",
+    )
+
+    dtype_scale = {d: eps(d) / eps("float32") for d in DTYPES}
+    for name, factor in data.get("dtype_scale", {}).items():
+        _expect(name in DTYPES, f"{source} [dtype_scale]", f"unknown dtype {name!r}; known: {', '.join(DTYPES)}")
+        _expect(
+            isinstance(factor, int | float) and math.isfinite(factor) and factor > 0,
+            f"{source} [dtype_scale].{name}",
+            f"must be a positive number; got {factor!r}",
+        )
+        dtype_scale[name] = float(factor)
+
+    backends = data.get("backends", {})
+    _expect(isinstance(backends, dict) and backends, source, "[backends] must declare at least one backend")
+    if known_backends is not None:
+        registered = set(known_backends)
+        for name in backends:
+            _expect(
+                name in registered,
+                f"{source} [backends]",
+                f"backend {name!r} is not registered in code (registered: {', '.join(sorted(registered))})",
+            )
+
+    cases: dict[str, CaseSpec] = {}
+    for name, body in data.get("cases", {}).items():
+        where = f"{source} [cases.\"{name}\"]"
+        _expect(bool(_CASE_NAME.match(name)), where, "case names look like 'subsystem.function[.variant]'")
+        _expect(
+            name.split(".")[0] in SUBSYSTEMS,
+            where,
+            f"unknown subsystem {name.split('.')[0]!r}; subsystems are {', '.join(SUBSYSTEMS)}",
+        )
+        _expect(isinstance(body, dict), where, "must be a table")
+        extra = set(body) - {"scale", "doc", "required"}
+        _expect(not extra, where, f"unknown keys {sorted(extra)}")
+        scale = body.get("scale")
+        _expect(scale in SCALES, where, f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
+        rows = body.get("required", [])
+        _expect(isinstance(rows, list) and rows, where, "needs a non-empty 'required' list")
+        reqs: list[Requirement] = []
+        seen: set[tuple[str, str, str]] = set()
+        for i, row in enumerate(rows):
+            rwhere = f"{where} required[{i}]"
+            _expect(
+                isinstance(row, list) and len(row) == 4 and all(isinstance(x, str) for x in row),
+                rwhere,
+                f"must be [backend, device, dtype, tier]; got {row!r}",
+            )
+            backend, device, dtype, tier = row
+            _expect(backend in backends, rwhere, f"unknown backend {backend!r}; declare it in [backends]")
+            _expect(device == "*" or device in DEVICES, rwhere, f"unknown device {device!r}; use * or {DEVICES}")
+            _expect(dtype in DTYPES, rwhere, f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+            _expect(tier in TIERS, rwhere, f"unknown tier {tier!r}; tiers are {', '.join(TIERS)}")
+            _expect(tier != "severe", rwhere, "requiring 'severe' requires nothing; remove the row instead")
+            _expect((backend, device, dtype) not in seen, rwhere, f"duplicate requirement for {backend}/{device}/{dtype}")
+            seen.add((backend, device, dtype))
+            reqs.append(Requirement(backend, device, dtype, tier))
+        cases[name] = CaseSpec(name=name, scale=scale, doc=str(body.get("doc", "")), required=tuple(reqs))
+
+    return TierTable(
+        bounds={k: float(v) for k, v in tiers.items()},
+        max_multiple=float(multiple),
+        dtype_scale=dtype_scale,
+        backends=dict(backends),
+        cases=cases,
+        source=source,
+    )
+
+
+def load_table(path: str | Path = DEFAULT_PATH, known_backends: Iterable[str] | None = None) -> TierTable:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TierTableError(f"tier table {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TierTableError(f"{path} is not valid TOML: {exc}") from None
+    return parse_table(data, str(path), known_backends)
+
+
+_ACTIVE: TierTable | None = None
+
+
+@cache
+def _project_table() -> TierTable:
+    from conformance import backends
+
+    return load_table(DEFAULT_PATH, known_backends=backends.names())
+
+
+def use_table(path: str | Path | None) -> TierTable:
+    """Make the table at ``path`` the active one for this process (``None``: back to the project's)."""
+    global _ACTIVE
+    if path is None:
+        _ACTIVE = None
+        return _project_table()
+    from conformance import backends
+
+    _ACTIVE = load_table(path, known_backends=backends.names())
+    return _ACTIVE
+
+
+def default_table() -> TierTable:
+    """The active table: the project's ``tiers.toml`` (validated against the backend registry, loaded once
+    per process) unless the pytest plugin was given ``--conformance-tiers``."""
+    return _ACTIVE if _ACTIVE is not None else _project_table()
