@@ -22,7 +22,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance import backends, precision, profiles
+from conformance import backends, compiles, precision, profiles
 from conformance.parity import ParityResult, assert_parity, compare
 from conformance.recorder import META_KEYS
 from conformance.strategies import cast_floats
@@ -87,6 +87,50 @@ def _prepared(case_name: str, backend: str) -> Callable[..., Any]:
     return backends.get(backend).prepare(_REGISTRY[case_name].implementation)
 
 
+class RecompileError(AssertionError):
+    """A JAX implementation compiled again on a call whose input signature it had already seen."""
+
+
+# (case, backend, dtype) -> input signatures already run: a repeat signature must not compile.
+_SEEN: dict[tuple[str, str, str], set[tuple[Any, ...]]] = {}
+
+
+def signature(spec: Inputs) -> tuple[Any, ...]:
+    """What may legitimately trigger a compilation: array shapes and dtypes, and non-float values (ints,
+    strings and bools may be static arguments). Float scalars are traced values: changing them must not
+    recompile, so they are left out, and a port that makes one static is caught."""
+    sig: list[Any] = []
+    for key in sorted(spec):
+        v = spec[key]
+        if isinstance(v, np.ndarray):
+            sig.append((key, v.shape, v.dtype.str))
+        elif isinstance(v, float):
+            sig.append((key, "float"))
+        else:
+            sig.append((key, v))
+    return tuple(sig)
+
+
+def _call_checked(case: Case, dtype: str, backend: str, impl_spec: Inputs) -> Any:
+    fn = _prepared(case.name, backend)
+    if backends.get(backend).framework != "jax":
+        return fn(**case.kwargs(impl_spec))
+    import jax
+
+    sig = signature(impl_spec)
+    seen = _SEEN.setdefault((case.name, backend, dtype), set())
+    with compiles.counting() as counts:
+        actual = jax.block_until_ready(fn(**case.kwargs(impl_spec)))
+    if sig in seen and counts.compiles:
+        raise RecompileError(
+            f"{case.name}[{dtype}] on {backend} compiled {counts.compiles} time(s) on a call whose input "
+            f"signature it had already run ({sig}): a jit built per call, a float made static, or a cache key "
+            "that depends on values"
+        )
+    seen.add(sig)
+    return actual
+
+
 def run(
     case: Case, dtype: str, backend: str, spec: Inputs, *, record: bool = True, table: TierTable | None = None
 ) -> ParityResult:
@@ -99,19 +143,19 @@ def run(
     ref_spec = cast_floats(impl_spec, case.reference_dtype)
     with precision.for_dtype(dtype):
         expected = case.reference(**case.kwargs(ref_spec))
-        actual = _prepared(case.name, backend)(**case.kwargs(impl_spec))
+        actual = _call_checked(case, dtype, backend, impl_spec)
         if record:
             return assert_parity(case.name, expected, actual, backend=backend, dtype=dtype, inputs=impl_spec, table=table)
         return compare(expected, actual, case=case.name, backend=backend, dtype=dtype, table=table)
 
 
-def check(case: Case, dtype: str, backend: str) -> None:
+def check(case: Case, dtype: str, backend: str, *, table: TierTable | None = None) -> None:
     """Hypothesis-driven parity of ``case`` under the active profile (scaled by ``case.examples``)."""
 
     @profiles.scaled(case.examples)
     @given(spec=case.inputs(dtype))
     def parity(spec: Inputs) -> None:
-        run(case, dtype, backend, spec)
+        run(case, dtype, backend, spec, table=table)
 
     parity()
 

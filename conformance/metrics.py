@@ -144,7 +144,13 @@ def ulp_distance(reference: np.ndarray, actual: np.ndarray) -> np.ndarray:
 # -- comparison -------------------------------------------------------------------------------------
 
 
-def _denominator(ref: np.ndarray, scale: str) -> tuple[float, bool]:
+# A rel/range denominator below this many units of precision of the reference's own magnitude is noise:
+# the reference is (nearly) constant or (nearly) zero on average, and normalizing by it would turn
+# one-ulp rounding into an O(1) error. Such scales fall back to max |reference| (or to abs if that is 0).
+DEGENERATE_ULPS = 64.0
+
+
+def _denominator(ref: np.ndarray, scale: str, eps: float) -> tuple[float, bool]:
     if scale == "abs" or ref.size == 0:
         return 1.0, False
     if scale == "rel":
@@ -153,9 +159,10 @@ def _denominator(ref: np.ndarray, scale: str) -> tuple[float, bool]:
         den = float(np.max(ref) - np.min(ref))
     else:
         raise ValueError(f"unknown scale {scale!r}; scales are {', '.join(SCALES)}")
-    if den > 0 and math.isfinite(den):
+    magnitude = float(np.max(np.abs(ref)))
+    if math.isfinite(den) and den > DEGENERATE_ULPS * eps * magnitude and den > 0:
         return den, False
-    return 1.0, True
+    return (magnitude if magnitude > 0 and math.isfinite(magnitude) else 1.0), True
 
 
 def severe_leaf(path: str, reference: np.ndarray, actual: np.ndarray, scale: str, problem: str) -> LeafMetrics:
@@ -216,7 +223,8 @@ def compare_leaf(
 
     rf, af = r64[both], a64[both]
     n = int(rf.size)
-    den, fallback = _denominator(rf, scale)
+    precision = float(ml_dtypes.finfo(act.dtype).eps) if is_float(act) else 0.0
+    den, fallback = _denominator(rf, scale, precision)
     if n:
         err = np.abs(af - rf)
         mae = float(err.mean())

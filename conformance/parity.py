@@ -128,7 +128,7 @@ def _leaf_line(m: LeafMetrics) -> str:
     head = f"  leaf {m.path} {m.shape} {m.actual_dtype} (reference {m.reference_dtype}):"
     if m.problem:
         return f"{head} {m.problem}"
-    den = "" if m.scale == "abs" else f" / {m.denominator:.6g} ({m.scale}{', fell back to abs' if m.scale_fallback else ''})"
+    den = "" if m.scale == "abs" else f" / {m.denominator:.6g} ({m.scale}{'; degenerate, fell back to max|reference|' if m.scale_fallback else ''})"
     parts = [
         head,
         f"    MAE {m.mae:.3e} -> {m.mae_norm:.3e} normalized{den}; max abs {m.max_abs:.3e} -> {m.max_norm:.3e}",

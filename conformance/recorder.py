@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from conformance import atomic
+from conformance.compiles import COMPILE_EVENT, TRACE_EVENT
 from conformance.tiers import tier_rank
 
 if TYPE_CHECKING:
@@ -86,9 +87,9 @@ class Recorder:
     # -- events ---------------------------------------------------------------------------------
 
     def on_jax_event(self, name: str, *_: Any, **__: Any) -> None:
-        if name == "/jax/core/compile/backend_compile_duration":
+        if name == COMPILE_EVENT:
             self.compiles += 1
-        elif name == "/jax/core/compile/jaxpr_trace_duration":
+        elif name == TRACE_EVENT:
             self.traces += 1
 
     def start_test(self) -> None:

@@ -128,13 +128,26 @@ def test_bitwise_equal_is_exact_and_signed_zero_is_not(table) -> None:
     assert result.tier == "perfect" and not result.passed
 
 
-def test_degenerate_scale_falls_back_to_abs(table) -> None:
+def test_degenerate_scales_fall_back_to_the_reference_magnitude(table) -> None:
+    """A (nearly) constant reference has no meaningful range: one-ulp rounding must not become an O(1) error."""
     ref = np.full(10, 5.0)
-    act = ref + 1e-8
-    result = compare(ref, act, case="selftest.range", backend="numpy", dtype="float32", table=table, check_dtype=False)
+    result = compare(ref, ref + 1e-8, case="selftest.range", backend="numpy", dtype="float32", table=table,
+                     check_dtype=False)
     leaf = result.leaves[0]
-    assert leaf.scale_fallback and leaf.denominator == 1.0
-    assert result.tier == "perfect"
+    assert leaf.scale_fallback and leaf.denominator == 5.0 and result.tier == "perfect"
+    # Nearly constant: every point outside an interpolation's domain gets cval, one is 1 ulp off.
+    ref = np.full(96, -1.5)
+    ref[49] = np.nextafter(-1.5, -2.0)
+    act = np.full(96, -1.5)
+    result = compare(ref, act, case="selftest.range", backend="numpy", dtype="float64", table=table)
+    assert result.leaves[0].scale_fallback and result.tier == "perfect", result.message()
+    assert "degenerate, fell back to max|reference|" in result.message()
+    # A real spread, even a small one, is used as is.
+    ref = np.linspace(1.0, 1.0 + 1e-9, 50)
+    leaf = compare(ref, ref, case="selftest.range", backend="numpy", dtype="float64", table=table).leaves[0]
+    assert not leaf.scale_fallback and leaf.denominator == pytest.approx(1e-9)
+    zeros = compare(np.zeros(4), np.zeros(4), case="selftest.rel", backend="numpy", dtype="float64", table=table)
+    assert zeros.leaves[0].denominator == 1.0 and zeros.tier == "exact"
 
 
 def test_required_tier_lookup_prefers_the_exact_device(table) -> None:

@@ -1,0 +1,47 @@
+"""JAX implementation of `reference.gcm`, the small lat-lon GCM ported from Qingdai PyGCM: the same public
+names and signatures (kernels, one model step), plus the model runner (`implementations.gcm.runner`,
+``python -m implementations.gcm``). Importing this package imports JAX but initialises no backend, so a
+runner can still choose the platform."""
+
+from implementations.gcm.dynamics import (
+    advect_semilag,
+    departure_points,
+    divergence,
+    hyperdiffuse,
+    laplacian_sphere,
+    shapiro_filter,
+    vorticity,
+)
+from implementations.gcm.model import step
+from implementations.gcm.physics import condensation, evaporation, longwave_v1, longwave_v2, q_sat, shortwave
+from reference.gcm.grid import Forcing, Grid, Longwave, Shortwave, State, StepParams, coriolis, default_k4
+from reference.gcm.setup import default_forcing, initial_state
+from reference.gcm.validate import GCMInputError
+
+__all__ = [
+    "Forcing",
+    "GCMInputError",
+    "Grid",
+    "Longwave",
+    "Shortwave",
+    "State",
+    "StepParams",
+    "advect_semilag",
+    "condensation",
+    "coriolis",
+    "default_forcing",
+    "default_k4",
+    "departure_points",
+    "divergence",
+    "evaporation",
+    "hyperdiffuse",
+    "initial_state",
+    "laplacian_sphere",
+    "longwave_v1",
+    "longwave_v2",
+    "q_sat",
+    "shapiro_filter",
+    "shortwave",
+    "step",
+    "vorticity",
+]

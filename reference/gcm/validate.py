@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from reference.gcm.grid import Forcing, Grid, State, StepParams
+
 
 class GCMInputError(ValueError):
     """Bad input to a GCM kernel: wrong shape, dtype, grid, parameter, or a non-finite value."""
@@ -102,15 +104,19 @@ def check_positive_scalar(name: str, value: Any) -> float:
     return out
 
 
-def check_nonnegative(name: str, value: Any, shape: tuple[int, ...]) -> None:
-    """A scalar or a field broadcastable to ``shape``, finite and >= 0 (e.g. a diffusion coefficient)."""
-    v_shape = tuple(np.shape(value))
+def check_broadcast_shape(name: str, v_shape: tuple[int, ...], shape: tuple[int, ...]) -> None:
+    """A coefficient of shape ``v_shape`` must broadcast to the field shape without changing it."""
     try:
         np.broadcast_shapes(v_shape, shape)
     except ValueError as exc:
         raise GCMInputError(f"{name} has shape {v_shape}, not broadcastable to the field shape {shape}") from exc
     if np.broadcast_shapes(v_shape, shape) != shape:
         raise GCMInputError(f"{name} has shape {v_shape}, which would broadcast the field shape {shape}")
+
+
+def check_nonnegative(name: str, value: Any, shape: tuple[int, ...]) -> None:
+    """A scalar or a field broadcastable to ``shape``, finite and >= 0 (e.g. a diffusion coefficient)."""
+    check_broadcast_shape(name, tuple(np.shape(value)), shape)
     arr = np.asarray(value)
     if not np.all(np.isfinite(arr)):
         raise GCMInputError(f"{name} must be finite")
@@ -144,3 +150,37 @@ def check_finite(fields: Mapping[str, Any]) -> None:
         arr = np.asarray(x)
         if not np.isfinite(arr).all():
             raise GCMInputError(nonfinite_message(name, arr))
+
+
+def check_array(name: str, x: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Check a float array of any shape (0-d included) for a pointwise kernel; return its shape and dtype."""
+    dtype = field_dtype(name, x)
+    return tuple(np.shape(x)), dtype
+
+
+def check_model_fields(state: Any, forcing: Any, grid: Any) -> np.dtype:
+    """Check the State and Forcing of one model step against the grid; return the common dtype.
+
+    Every field must be a 2-D float array of ``grid.shape`` and all fields share one dtype. Field names in
+    messages are ``state.<name>`` and ``forcing.<name>``.
+    """
+    if not isinstance(grid, Grid):
+        raise GCMInputError(f"grid must be a reference.gcm.grid.Grid; got {type(grid).__name__}")
+    if not isinstance(state, State):
+        raise GCMInputError(f"state must be a reference.gcm.grid.State; got {type(state).__name__}")
+    if not isinstance(forcing, Forcing):
+        raise GCMInputError(f"forcing must be a reference.gcm.grid.Forcing; got {type(forcing).__name__}")
+    _, dtype = check_fields(model_field_dict(state, forcing), shape=grid.shape)
+    return dtype
+
+
+def model_field_dict(state: Any, forcing: Any) -> dict[str, Any]:
+    """``{"state.u": ..., ..., "forcing.evap_factor": ...}`` in State then Forcing field order."""
+    fields = {f"state.{k}": v for k, v in state._asdict().items()}
+    fields.update({f"forcing.{k}": v for k, v in forcing._asdict().items()})
+    return fields
+
+
+def check_step_params(params: Any) -> None:
+    if not isinstance(params, StepParams):
+        raise GCMInputError(f"params must be a reference.gcm.grid.StepParams; got {type(params).__name__}")

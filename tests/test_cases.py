@@ -1,0 +1,117 @@
+"""Meta-tests of the Case machinery: Hypothesis-driven checks, the recompile guard, saving and replaying."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from conformance import ParityError, cases, recorder
+from conformance.strategies import fields, shape_buckets
+
+SHAPES = shape_buckets((8,), (16,))
+
+
+def _inputs(dtype: str) -> st.SearchStrategy[dict]:
+    return st.fixed_dictionaries({"x": fields(SHAPES), "scale": st.sampled_from((1.0, 2.0, 3.0))})
+
+
+def _reference(x: np.ndarray, scale: float) -> np.ndarray:
+    return np.sin(x) * scale
+
+
+@jax.jit
+def _good(x: jax.Array, scale: float) -> jax.Array:
+    return jnp.sin(x) * scale
+
+
+def _jit_per_call(x: jax.Array, scale: float) -> jax.Array:
+    return jax.jit(lambda y: jnp.sin(y) * scale)(x)  # the closure's jit is new on every call
+
+
+@functools.partial(jax.jit, static_argnames=("scale",))
+def _static_float(x: jax.Array, scale: float) -> jax.Array:
+    return jnp.sin(x) * scale
+
+
+def _case(name: str, impl) -> cases.Case:
+    case = cases.Case(name=name, reference=_reference, implementation=impl, inputs=_inputs, dtypes=("float32",))
+    if name not in cases._REGISTRY:
+        cases.register(case)
+    return cases._REGISTRY[name]
+
+
+GOOD = _case("selftest.abs", _good)
+
+
+@pytest.fixture
+def sine_table(table_factory):
+    return table_factory('[cases."selftest.abs"]\nscale = "abs"\nrequired = [["jax-jit", "*", "float32", "perfect"]]\n')
+
+
+def test_check_runs_the_case_under_hypothesis(sine_table) -> None:
+    cases.check(GOOD, "float32", "jax-jit", table=sine_table)
+
+
+@pytest.mark.parametrize("impl", [_jit_per_call, _static_float], ids=["jit-per-call", "static-float"])
+def test_recompiling_implementations_are_caught(sine_table, impl) -> None:
+    case = cases.Case(name="selftest.abs", reference=_reference, implementation=impl, inputs=_inputs,
+                      dtypes=("float32",))
+    cases._prepared.cache_clear()
+    cases._REGISTRY["selftest.abs"] = case
+    cases._SEEN.clear()
+    try:
+        spec = {"x": np.linspace(0, 1, 8), "scale": 2.0}
+        cases.run(case, "float32", "jax-jit", spec, table=sine_table)  # first call: compiling is expected
+        with pytest.raises(cases.RecompileError, match="compiled .* on a call whose input signature"):
+            cases.run(case, "float32", "jax-jit", {**spec, "scale": 3.0}, table=sine_table)
+    finally:
+        cases._REGISTRY["selftest.abs"] = GOOD
+        cases._prepared.cache_clear()
+        cases._SEEN.clear()
+
+
+def test_signature_ignores_float_values_but_not_shapes_or_static_values() -> None:
+    a = cases.signature({"x": np.ones(3), "dt": 1.0, "n": 2, "mode": "wrap"})
+    assert a == cases.signature({"x": np.zeros(3), "dt": 7.5, "n": 2, "mode": "wrap"})
+    assert a != cases.signature({"x": np.ones(4), "dt": 1.0, "n": 2, "mode": "wrap"})
+    assert a != cases.signature({"x": np.ones(3, np.float32), "dt": 1.0, "n": 2, "mode": "wrap"})
+    assert a != cases.signature({"x": np.ones(3), "dt": 1.0, "n": 3, "mode": "wrap"})
+
+
+def test_saved_worst_example_replays_to_the_same_metrics(sine_table, tmp_path, monkeypatch) -> None:
+    broken = cases.Case(name="selftest.abs", reference=_reference, implementation=jax.jit(lambda x, scale: jnp.sin(x) * scale + 1e-3 * (x > 0.5)),
+                        inputs=_inputs, dtypes=("float32",))
+    monkeypatch.setitem(cases._REGISTRY, "selftest.abs", broken)
+    cases._prepared.cache_clear()
+    rec = recorder.Recorder(tmp_path)
+    previous = recorder.current()
+    recorder.install(rec)
+    try:
+        x = np.linspace(0, 1, 16)
+        with pytest.raises(ParityError) as info:
+            cases.run(broken, "float32", "jax-jit", {"x": x, "scale": 2.0}, table=sine_table)
+        merged = recorder.merge([rec.export()], tmp_path)
+    finally:
+        recorder.install(previous)
+    (entry,) = merged["entries"]
+    saved = tmp_path / entry["inputs_file"]
+    case, dtype, backend, spec = cases.load_example(saved)
+    assert (case.name, dtype, backend) == ("selftest.abs", "float32", "jax-jit")
+    assert spec["scale"] == 2.0 and isinstance(spec["scale"], float)
+    np.testing.assert_array_equal(spec["x"], x.astype(np.float32))
+    replayed = cases.run(case, dtype, backend, spec, record=False, table=sine_table)
+    original = info.value.result
+    assert replayed.tier == original.tier
+    assert replayed.worst.max_abs == original.worst.max_abs and replayed.worst.worst == original.worst.worst
+    cases._prepared.cache_clear()
+
+
+def test_load_example_rejects_files_that_are_not_examples(tmp_path) -> None:
+    np.savez(tmp_path / "x.npz", x=np.ones(2))
+    with pytest.raises(ValueError, match="not a saved parity example"):
+        cases.load_example(tmp_path / "x.npz")
