@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import importlib.util
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -61,8 +62,19 @@ def names() -> list[str]:
 
 @cache
 def _load_entry_points() -> None:
+    """Backends of other packages (entry-point group ``conformance.backends``: a callable that registers
+    them) and of this project's subsystems (a module ``conformance/<subsystem>/backends.py`` that registers
+    them on import): both load before the registry is first read."""
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         ep.load()()
+    from conformance.tiers import SUBSYSTEMS
+
+    for subsystem in SUBSYSTEMS:
+        module = f"conformance.{subsystem}.backends"
+        if importlib.util.find_spec(f"conformance.{subsystem}") is None:
+            continue
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
 
 
 # -- built-in backends ----------------------------------------------------------------------------
