@@ -33,7 +33,9 @@ class Backend:
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
-            raise BackendError(f"backend {self.name!r}: framework must be one of {FRAMEWORKS}; got {self.framework!r}")
+            raise BackendError(
+                f"backend {self.name!r}: framework must be one of {FRAMEWORKS}; got {self.framework!r}"
+            )
 
 
 _REGISTRY: dict[str, Backend] = {}
@@ -52,7 +54,9 @@ def get(name: str) -> Backend:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BackendError(f"unknown backend {name!r}; registered backends: {', '.join(sorted(_REGISTRY))}") from None
+        raise BackendError(
+            f"unknown backend {name!r}; registered backends: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def names() -> list[str]:
@@ -111,4 +115,6 @@ register(
         _eager,
     )
 )
-register(Backend("numpy", "a NumPy/SciPy implementation (e.g. the reference against itself)", "numpy", _identity))
+register(
+    Backend("numpy", "a NumPy/SciPy implementation (e.g. the reference against itself)", "numpy", _identity)
+)

@@ -67,14 +67,18 @@ def get(name: str) -> Case:
     """The registered case; importing ``conformance.<subsystem>.cases`` on first use."""
     if name not in _REGISTRY:
         subsystem = name.split(".", 1)[0]
+        module = f"conformance.{subsystem}.cases"
         try:
-            importlib.import_module(f"conformance.{subsystem}.cases")
-        except ModuleNotFoundError:
-            pass
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name not in (module, f"conformance.{subsystem}"):
+                raise  # a dependency of the cases module is missing: say so, not "no registered case"
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"no registered case {name!r}; registered: {', '.join(sorted(_REGISTRY)) or 'none'}") from None
+        raise KeyError(
+            f"no registered case {name!r}; registered: {', '.join(sorted(_REGISTRY)) or 'none'}"
+        ) from None
 
 
 def of_subsystem(subsystem: str) -> list[Case]:
@@ -145,7 +149,9 @@ def run(
         expected = case.reference(**case.kwargs(ref_spec))
         actual = _call_checked(case, dtype, backend, impl_spec)
         if record:
-            return assert_parity(case.name, expected, actual, backend=backend, dtype=dtype, inputs=impl_spec, table=table)
+            return assert_parity(
+                case.name, expected, actual, backend=backend, dtype=dtype, inputs=impl_spec, table=table
+            )
         return compare(expected, actual, case=case.name, backend=backend, dtype=dtype, table=table)
 
 

@@ -122,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers ('0' runs in-process)")
     p_run.add_argument("--tiers", help="tier table to use instead of conformance/tiers.toml")
     p_run.add_argument(
-        "--suite", action="append", help="run these test paths instead of conformance/<subsystem> (repeatable)"
+        "--suite",
+        action="append",
+        help="run these test paths instead of conformance/<subsystem> (repeatable)",
     )
     p_rep = sub.add_parser("report", help="re-render report.md and report.html from report.json")
     p_rep.add_argument("dir", help="report directory or report.json")

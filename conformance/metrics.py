@@ -165,7 +165,9 @@ def _denominator(ref: np.ndarray, scale: str, eps: float) -> tuple[float, bool]:
     return (magnitude if magnitude > 0 and math.isfinite(magnitude) else 1.0), True
 
 
-def severe_leaf(path: str, reference: np.ndarray, actual: np.ndarray, scale: str, problem: str) -> LeafMetrics:
+def severe_leaf(
+    path: str, reference: np.ndarray, actual: np.ndarray, scale: str, problem: str
+) -> LeafMetrics:
     """A leaf that cannot be compared element by element (e.g. shapes differ): severe, with the reason."""
     return LeafMetrics(
         path=path,
@@ -203,7 +205,9 @@ def compare_leaf(
     ref = to_numpy(reference)
     act = to_numpy(actual)
     if ref.shape != act.shape:
-        return severe_leaf(path, ref, act, scale, f"shape mismatch: reference {ref.shape}, actual {act.shape}")
+        return severe_leaf(
+            path, ref, act, scale, f"shape mismatch: reference {ref.shape}, actual {act.shape}"
+        )
     if not (is_numeric(ref) and is_numeric(act)):
         return severe_leaf(path, ref, act, scale, f"not numeric: reference {ref.dtype}, actual {act.dtype}")
 
@@ -232,7 +236,9 @@ def compare_leaf(
         worst_flat = int(np.argmax(err))
         max_abs = float(err[worst_flat])
         ref_norm = float(np.linalg.norm(rf))
-        rel_l2 = float(np.linalg.norm(af - rf) / ref_norm) if ref_norm > 0 else (0.0 if max_abs == 0 else math.inf)
+        rel_l2 = (
+            float(np.linalg.norm(af - rf) / ref_norm) if ref_norm > 0 else (0.0 if max_abs == 0 else math.inf)
+        )
         tiny = np.finfo(np.float64).tiny
         nz = np.abs(rf) > tiny
         max_rel = float(np.max(err[nz] / np.abs(rf[nz]))) if nz.any() else 0.0

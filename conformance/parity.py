@@ -128,7 +128,11 @@ def _leaf_line(m: LeafMetrics) -> str:
     head = f"  leaf {m.path} {m.shape} {m.actual_dtype} (reference {m.reference_dtype}):"
     if m.problem:
         return f"{head} {m.problem}"
-    den = "" if m.scale == "abs" else f" / {m.denominator:.6g} ({m.scale}{'; degenerate, fell back to max|reference|' if m.scale_fallback else ''})"
+    den = (
+        ""
+        if m.scale == "abs"
+        else f" / {m.denominator:.6g} ({m.scale}{'; degenerate, fell back to max|reference|' if m.scale_fallback else ''})"
+    )
     parts = [
         head,
         f"    MAE {m.mae:.3e} -> {m.mae_norm:.3e} normalized{den}; max abs {m.max_abs:.3e} -> {m.max_norm:.3e}",
@@ -220,7 +224,13 @@ def compare(
         r_np, a_np = to_numpy(r), to_numpy(a)
         if check_dtype and is_float(a_np) and a_np.dtype.name != dtype:
             leaves.append(
-                severe_leaf(path, r_np, a_np, spec.scale, f"dtype mismatch: the {dtype} case returned {a_np.dtype.name}")
+                severe_leaf(
+                    path,
+                    r_np,
+                    a_np,
+                    spec.scale,
+                    f"dtype mismatch: the {dtype} case returned {a_np.dtype.name}",
+                )
             )
             continue
         leaves.append(compare_leaf(path, r_np, a_np, scale=spec.scale, element_bound=element_bound))
@@ -229,7 +239,11 @@ def compare(
         "severe"
         if leaf.problem
         else table.classify(
-            leaf.mae_norm, leaf.max_norm, dtype, bitwise_equal=leaf.bitwise_equal, nonfinite_agree=not leaf.nonfinite_mismatch
+            leaf.mae_norm,
+            leaf.max_norm,
+            dtype,
+            bitwise_equal=leaf.bitwise_equal,
+            nonfinite_agree=not leaf.nonfinite_mismatch,
         )
         for leaf in leaves
     ]
@@ -267,13 +281,13 @@ def _reproduce(inputs_hint: str | None) -> dict[str, Any]:
         from hypothesis.core import encode_failure
 
         ctx = current_build_context()
-    except Exception:  # noqa: BLE001 - not inside a Hypothesis test (or an incompatible Hypothesis)
+    except Exception:
         ctx = None
     if ctx is not None:
         try:
             out["hypothesis_blob"] = repr(encode_failure(ctx.data.choices))
             out["hypothesis_version"] = hv
-        except Exception:  # noqa: BLE001 - the blob is a convenience; its absence is recorded, not fatal
+        except Exception:
             out["hypothesis_blob"] = None
     if inputs_hint:
         out["inputs"] = inputs_hint
@@ -298,7 +312,14 @@ def assert_parity(
     ``python -m conformance replay`` can re-run it without Hypothesis.
     """
     result = compare(
-        reference, actual, case=case, backend=backend, dtype=dtype, device=device, table=table, check_dtype=check_dtype
+        reference,
+        actual,
+        case=case,
+        backend=backend,
+        dtype=dtype,
+        device=device,
+        table=table,
+        check_dtype=check_dtype,
     )
     precision.check(backends.get(backend).framework, result.dtype)
     rec = recorder.current()
@@ -309,4 +330,3 @@ def assert_parity(
     if not result.passed:
         raise ParityError(result)
     return result
-

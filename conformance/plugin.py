@@ -91,7 +91,9 @@ class _Session:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
-        entry = self.outcomes.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "duration": 0.0})
+        entry = self.outcomes.setdefault(
+            report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "duration": 0.0}
+        )
         entry["duration"] += report.duration
         if report.failed:
             entry["outcome"] = "failed" if report.when == "call" else "error"

@@ -100,7 +100,11 @@ class Recorder:
     def inputs_path_hint(self, result: ParityResult) -> str | None:
         if self.out_dir is None:
             return None
-        return str(self.out_dir / "examples" / f"{slug(result.case, result.dtype, result.backend, result.device)}.npz")
+        return str(
+            self.out_dir
+            / "examples"
+            / f"{slug(result.case, result.dtype, result.backend, result.device)}.npz"
+        )
 
     def record(self, result: ParityResult, inputs: Mapping[str, Any] | None = None) -> None:
         key = slug(result.case, result.dtype, result.backend, result.device)
@@ -183,8 +187,8 @@ class Recorder:
     def export(self) -> dict[str, Any]:
         """A JSON-able snapshot; the worst examples' inputs are written beside the report now."""
         entries = []
-        for key, entry in sorted(self.entries.items()):
-            entry = dict(entry)
+        for key, recorded in sorted(self.entries.items()):
+            entry = dict(recorded)
             if key in self._inputs and self.out_dir is not None:
                 path = self.out_dir / "examples" / f"{key}.{self.worker}.npz"
                 atomic.save_npz(path, self._inputs[key])

@@ -195,7 +195,9 @@ def load(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ReportError(f"{p} is not valid JSON ({exc}); it may be truncated") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise ReportError(f"{p} is not a parity report (schema {doc.get('schema') if isinstance(doc, dict) else None!r})")
+        raise ReportError(
+            f"{p} is not a parity report (schema {doc.get('schema') if isinstance(doc, dict) else None!r})"
+        )
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise ReportError(
             f"{p} has report schema version {doc.get('schema_version')!r}; this suite reads version "
@@ -263,7 +265,9 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         w("\n")
     for subsystem in sorted({c["subsystem"] for c in doc["cases"]}):
         w(f"## {subsystem}\n\n")
-        w("| case | dtype | backend | device | tier | required | MAE (norm) | max (norm) | examples | compiles | status |\n")
+        w(
+            "| case | dtype | backend | device | tier | required | MAE (norm) | max (norm) | examples | compiles | status |\n"
+        )
         w("|---|---|---|---|---|---|---|---|---|---|---|\n")
         for c in (c for c in doc["cases"] if c["subsystem"] == subsystem):
             leaf = _worst_leaf(c)
@@ -275,13 +279,18 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
                 f"| {mae} | {mx} | {c['examples']} | {c['compiles']} | {status} |\n"
             )
         w("\n")
-    w("Tier bounds (float32, normalized MAE; the max must stay below "
-      f"{doc['tier_table']['max_multiple']:g}x the bound): "
-      + ", ".join(f"{k} < {v:g}" for k, v in doc["tier_table"]["bounds_float32"].items()) + ".\n\n")
+    w(
+        "Tier bounds (float32, normalized MAE; the max must stay below "
+        f"{doc['tier_table']['max_multiple']:g}x the bound): "
+        + ", ".join(f"{k} < {v:g}" for k, v in doc["tier_table"]["bounds_float32"].items())
+        + ".\n\n"
+    )
     env = doc["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
-    w(f"Environment: Python {env['python']} on {env['platform']} ({env['cpu_count']} CPUs), JAX backend "
-      f"{env['jax_backend']}; {versions}.\n")
+    w(
+        f"Environment: Python {env['python']} on {env['platform']} ({env['cpu_count']} CPUs), JAX backend "
+        f"{env['jax_backend']}; {versions}.\n"
+    )
     return out.getvalue()
 
 
@@ -307,8 +316,14 @@ def _cell(c: Mapping[str, Any]) -> str:
     if leaf:
         lines.append(f"<span class='num'>MAE {_fmt(leaf['mae_norm'])} · max {_fmt(leaf['max_norm'])}</span>")
         lines.append(f"<span class='num'>n={c['examples']} · compiles {c['compiles']}</span>")
-    title = failure_message(c) if c["status"] != "pass" else (
-        f"worst leaf {leaf['path']}, at {leaf['worst']['index'] if leaf and leaf['worst'] else '-'}" if leaf else ""
+    title = (
+        failure_message(c)
+        if c["status"] != "pass"
+        else (
+            f"worst leaf {leaf['path']}, at {leaf['worst']['index'] if leaf and leaf['worst'] else '-'}"
+            if leaf
+            else ""
+        )
     )
     cls = "cell" + ("" if c["status"] == "pass" else " fail")
     return (
@@ -356,17 +371,23 @@ def render_html(doc: Mapping[str, Any]) -> str:
     add(f"<style>{_CSS}</style></head><body>")
     verdict = "<span class='pass'>PASSED</span>" if s["gate_passed"] else "<span class='fail'>FAILED</span>"
     add(f"<h1>Parity report: gate {verdict}</h1><p>{html.escape(_summary_line(doc))}</p>")
-    add("<p class='legend'>" + "".join(
-        f"<span style='background:{TIER_COLOURS[t]}'>{t}</span>" for t in (*TIERS, "missing")
-    ) + "</p>")
-    add("<p>Each cell: tier reached (tier required), the worst example's normalized MAE and max error, examples "
+    add(
+        "<p class='legend'>"
+        + "".join(f"<span style='background:{TIER_COLOURS[t]}'>{t}</span>" for t in (*TIERS, "missing"))
+        + "</p>"
+    )
+    add(
+        "<p>Each cell: tier reached (tier required), the worst example's normalized MAE and max error, examples "
         "run and JAX compilations. Cells with a black frame are below their required tier or missing; hover "
-        "for details.</p>")
+        "for details.</p>"
+    )
     for subsystem in sorted({c["subsystem"] for c in doc["cases"]}):
         rows = [c for c in doc["cases"] if c["subsystem"] == subsystem]
         columns = sorted({(c["backend"], c["device"]) for c in rows})
-        add(f"<h2>{html.escape(subsystem)}</h2><table class='matrix' id='matrix-{html.escape(subsystem)}'><tr>"
-            "<th>case</th><th>dtype</th><th>scale</th>")
+        add(
+            f"<h2>{html.escape(subsystem)}</h2><table class='matrix' id='matrix-{html.escape(subsystem)}'><tr>"
+            "<th>case</th><th>dtype</th><th>scale</th>"
+        )
         for b, d in columns:
             add(f"<th>{html.escape(b)}<br>{html.escape(d)}</th>")
         add("</tr>")
@@ -374,7 +395,11 @@ def render_html(doc: Mapping[str, Any]) -> str:
             scale = next(c["scale"] for c in rows if c["case"] == case)
             add(f"<tr><td><code>{html.escape(case)}</code></td><td>{dtype}</td><td>{scale}</td>")
             for b, d in columns:
-                found = [c for c in rows if (c["case"], c["dtype"], c["backend"], c["device"]) == (case, dtype, b, d)]
+                found = [
+                    c
+                    for c in rows
+                    if (c["case"], c["dtype"], c["backend"], c["device"]) == (case, dtype, b, d)
+                ]
                 add(_cell(found[0]) if found else "<td class='empty'></td>")
             add("</tr>")
         add("</table>")
@@ -386,9 +411,11 @@ def render_html(doc: Mapping[str, Any]) -> str:
         for name, group in sorted(groups.items()):
             try:
                 svg = _plot_svg(group, name)
-            except Exception as exc:  # noqa: BLE001 - a plot failure must not lose the report
+            except Exception as exc:
                 svg = f"<pre>plot unavailable: {html.escape(repr(exc))}</pre>"
-            add(f"<figure id='plot-{html.escape(name)}'>{svg}<figcaption>{html.escape(name)}</figcaption></figure>")
+            add(
+                f"<figure id='plot-{html.escape(name)}'>{svg}<figcaption>{html.escape(name)}</figcaption></figure>"
+            )
         add("</div>")
     bad = [c for c in doc["cases"] if c["status"] != "pass"]
     failed_tests = [t for t in doc["tests"] if t["outcome"] in ("failed", "error")]
@@ -397,8 +424,10 @@ def render_html(doc: Mapping[str, Any]) -> str:
         for c in bad:
             add(f"<pre>{html.escape(failure_message(c))}</pre>")
         for t in failed_tests:
-            add(f"<details><summary>test <code>{html.escape(t['nodeid'])}</code> {t['outcome']}</summary>"
-                f"<pre>{html.escape(t.get('longrepr', ''))}</pre></details>")
+            add(
+                f"<details><summary>test <code>{html.escape(t['nodeid'])}</code> {t['outcome']}</summary>"
+                f"<pre>{html.escape(t.get('longrepr', ''))}</pre></details>"
+            )
     env = doc["environment"]
     add("<h2>Environment</h2><table class='matrix'>")
     rows_env = {

@@ -111,5 +111,6 @@ def with_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
 def cast_floats(spec: dict[str, Any], dtype: str) -> dict[str, Any]:
     """Cast every float array of a flat input mapping to ``dtype``; scalars and other values unchanged."""
     return {
-        k: (v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v) for k, v in spec.items()
+        k: (v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v)
+        for k, v in spec.items()
     }

@@ -32,7 +32,13 @@ GRADED_TIERS: tuple[str, ...] = TIERS[1:-1]  # the tiers defined by a bound
 SCALES: tuple[str, ...] = ("abs", "rel", "range")
 DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
 DEVICES: tuple[str, ...] = ("cpu", "gpu", "tpu")
-SUBSYSTEMS: tuple[str, ...] = ("gcm", "cem", "vae", "anomaly", "selftest")  # selftest: the harness's meta-tests
+SUBSYSTEMS: tuple[str, ...] = (
+    "gcm",
+    "cem",
+    "vae",
+    "anomaly",
+    "selftest",
+)  # selftest: the harness's meta-tests
 SCHEMA = 1
 DEFAULT_PATH = Path(__file__).with_name("tiers.toml")
 
@@ -117,7 +123,13 @@ class TierTable:
             raise TierTableError(f"unknown dtype {dtype!r}; known dtypes are {', '.join(DTYPES)}") from None
 
     def classify(
-        self, mae_norm: float, max_norm: float, dtype: str, *, bitwise_equal: bool, nonfinite_agree: bool = True
+        self,
+        mae_norm: float,
+        max_norm: float,
+        dtype: str,
+        *,
+        bitwise_equal: bool,
+        nonfinite_agree: bool = True,
     ) -> str:
         """The best tier whose mean and max bounds both hold."""
         if not nonfinite_agree:
@@ -138,7 +150,7 @@ class TierTable:
         try:
             return self.cases[name]
         except KeyError:
-            near = [c for c in self.cases if c.split(".")[0] == name.split(".")[0]]
+            near = [c for c in self.cases if c.split(".")[0] == name.split(".", maxsplit=1)[0]]
             hint = f" Cases of that subsystem: {', '.join(sorted(near))}." if near else ""
             raise TierTableError(
                 f"unknown case {name!r}: declare it, with its scale and required tiers, in {self.source}.{hint}"
@@ -148,7 +160,9 @@ class TierTable:
         """The required tier; a requirement for the exact device beats a ``*`` one."""
         spec = self.case(case)
         if backend not in self.backends:
-            raise TierTableError(f"unknown backend {backend!r}; known backends: {', '.join(sorted(self.backends))}")
+            raise TierTableError(
+                f"unknown backend {backend!r}; known backends: {', '.join(sorted(self.backends))}"
+            )
         exact = [r for r in spec.required if (r.backend, r.device, r.dtype) == (backend, device, dtype)]
         wild = [r for r in spec.required if (r.backend, r.device, r.dtype) == (backend, "*", dtype)]
         for found in (exact, wild):
@@ -157,7 +171,7 @@ class TierTable:
         have = ", ".join(f"{r.backend}/{r.device}/{r.dtype}" for r in spec.required) or "none"
         raise TierTableError(
             f"no required tier for {case} on backend {backend!r}, device {device!r}, dtype {dtype!r} "
-            f"in {self.source} (declared: {have}). Add a row [\"{backend}\", \"{device}\", \"{dtype}\", <tier>]."
+            f'in {self.source} (declared: {have}). Add a row ["{backend}", "{device}", "{dtype}", <tier>].'
         )
 
     def expected(self, subsystems: Iterable[str], device: str) -> list[tuple[str, str, str, str]]:
@@ -191,7 +205,9 @@ def _expect(cond: bool, where: str, msg: str) -> None:
         raise TierTableError(f"{where}: {msg}")
 
 
-def parse_table(data: Mapping[str, Any], source: str, known_backends: Iterable[str] | None = None) -> TierTable:
+def parse_table(
+    data: Mapping[str, Any], source: str, known_backends: Iterable[str] | None = None
+) -> TierTable:
     """Validate the parsed TOML document and build the table.
 
     ``known_backends``, when given, is the backend registry: every backend the file names must be in it.
@@ -227,7 +243,9 @@ def parse_table(data: Mapping[str, Any], source: str, known_backends: Iterable[s
 
     dtype_scale = {d: eps(d) / eps("float32") for d in DTYPES}
     for name, factor in data.get("dtype_scale", {}).items():
-        _expect(name in DTYPES, f"{source} [dtype_scale]", f"unknown dtype {name!r}; known: {', '.join(DTYPES)}")
+        _expect(
+            name in DTYPES, f"{source} [dtype_scale]", f"unknown dtype {name!r}; known: {', '.join(DTYPES)}"
+        )
         _expect(
             isinstance(factor, int | float) and math.isfinite(factor) and factor > 0,
             f"{source} [dtype_scale].{name}",
@@ -248,7 +266,7 @@ def parse_table(data: Mapping[str, Any], source: str, known_backends: Iterable[s
 
     cases: dict[str, CaseSpec] = {}
     for name, body in data.get("cases", {}).items():
-        where = f"{source} [cases.\"{name}\"]"
+        where = f'{source} [cases."{name}"]'
         _expect(bool(_CASE_NAME.match(name)), where, "case names look like 'subsystem.function[.variant]'")
         _expect(
             name.split(".")[0] in SUBSYSTEMS,
@@ -273,11 +291,17 @@ def parse_table(data: Mapping[str, Any], source: str, known_backends: Iterable[s
             )
             backend, device, dtype, tier = row
             _expect(backend in backends, rwhere, f"unknown backend {backend!r}; declare it in [backends]")
-            _expect(device == "*" or device in DEVICES, rwhere, f"unknown device {device!r}; use * or {DEVICES}")
+            _expect(
+                device == "*" or device in DEVICES, rwhere, f"unknown device {device!r}; use * or {DEVICES}"
+            )
             _expect(dtype in DTYPES, rwhere, f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
             _expect(tier in TIERS, rwhere, f"unknown tier {tier!r}; tiers are {', '.join(TIERS)}")
             _expect(tier != "severe", rwhere, "requiring 'severe' requires nothing; remove the row instead")
-            _expect((backend, device, dtype) not in seen, rwhere, f"duplicate requirement for {backend}/{device}/{dtype}")
+            _expect(
+                (backend, device, dtype) not in seen,
+                rwhere,
+                f"duplicate requirement for {backend}/{device}/{dtype}",
+            )
             seen.add((backend, device, dtype))
             reqs.append(Requirement(backend, device, dtype, tier))
         cases[name] = CaseSpec(name=name, scale=scale, doc=str(body.get("doc", "")), required=tuple(reqs))

@@ -41,7 +41,7 @@ def test_failure_message_is_actionable(table) -> None:
 
 
 def test_unknown_case_and_backend_are_configuration_errors(table) -> None:
-    with pytest.raises(TierTableError, match="unknown case 'selftest.missing'"):
+    with pytest.raises(TierTableError, match=r"unknown case 'selftest\.missing'"):
         assert_parity("selftest.missing", np.ones(2), np.ones(2), backend="numpy", table=table)
     with pytest.raises(BackendError, match="unknown backend 'tensorrt'"):
         assert_parity("selftest.abs", np.ones(2), np.ones(2), backend="tensorrt", table=table)
@@ -52,7 +52,10 @@ def test_float32_case_under_x64_breaks_the_policy(table) -> None:
     with jax.enable_x64(True), pytest.raises(PrecisionPolicyError, match="x64 on for float64 cases only"):
         assert_parity("selftest.abs", ref, jnp.asarray(ref), backend="jax-jit", table=table)
     with precision.for_dtype("float32"):
-        assert assert_parity("selftest.abs", ref, jnp.asarray(ref), backend="jax-jit", table=table).tier == "exact"
+        assert (
+            assert_parity("selftest.abs", ref, jnp.asarray(ref), backend="jax-jit", table=table).tier
+            == "exact"
+        )
 
 
 def test_float64_case_needs_x64(table) -> None:

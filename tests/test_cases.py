@@ -39,7 +39,9 @@ def _static_float(x: jax.Array, scale: float) -> jax.Array:
 
 
 def _case(name: str, impl) -> cases.Case:
-    case = cases.Case(name=name, reference=_reference, implementation=impl, inputs=_inputs, dtypes=("float32",))
+    case = cases.Case(
+        name=name, reference=_reference, implementation=impl, inputs=_inputs, dtypes=("float32",)
+    )
     if name not in cases._REGISTRY:
         cases.register(case)
     return cases._REGISTRY[name]
@@ -50,7 +52,9 @@ GOOD = _case("selftest.abs", _good)
 
 @pytest.fixture
 def sine_table(table_factory):
-    return table_factory('[cases."selftest.abs"]\nscale = "abs"\nrequired = [["jax-jit", "*", "float32", "perfect"]]\n')
+    return table_factory(
+        '[cases."selftest.abs"]\nscale = "abs"\nrequired = [["jax-jit", "*", "float32", "perfect"]]\n'
+    )
 
 
 def test_check_runs_the_case_under_hypothesis(sine_table) -> None:
@@ -59,15 +63,16 @@ def test_check_runs_the_case_under_hypothesis(sine_table) -> None:
 
 @pytest.mark.parametrize("impl", [_jit_per_call, _static_float], ids=["jit-per-call", "static-float"])
 def test_recompiling_implementations_are_caught(sine_table, impl) -> None:
-    case = cases.Case(name="selftest.abs", reference=_reference, implementation=impl, inputs=_inputs,
-                      dtypes=("float32",))
+    case = cases.Case(
+        name="selftest.abs", reference=_reference, implementation=impl, inputs=_inputs, dtypes=("float32",)
+    )
     cases._prepared.cache_clear()
     cases._REGISTRY["selftest.abs"] = case
     cases._SEEN.clear()
     try:
         spec = {"x": np.linspace(0, 1, 8), "scale": 2.0}
         cases.run(case, "float32", "jax-jit", spec, table=sine_table)  # first call: compiling is expected
-        with pytest.raises(cases.RecompileError, match="compiled .* on a call whose input signature"):
+        with pytest.raises(cases.RecompileError, match=r"compiled .* on a call whose input signature"):
             cases.run(case, "float32", "jax-jit", {**spec, "scale": 3.0}, table=sine_table)
     finally:
         cases._REGISTRY["selftest.abs"] = GOOD
@@ -84,8 +89,13 @@ def test_signature_ignores_float_values_but_not_shapes_or_static_values() -> Non
 
 
 def test_saved_worst_example_replays_to_the_same_metrics(sine_table, tmp_path, monkeypatch) -> None:
-    broken = cases.Case(name="selftest.abs", reference=_reference, implementation=jax.jit(lambda x, scale: jnp.sin(x) * scale + 1e-3 * (x > 0.5)),
-                        inputs=_inputs, dtypes=("float32",))
+    broken = cases.Case(
+        name="selftest.abs",
+        reference=_reference,
+        implementation=jax.jit(lambda x, scale: jnp.sin(x) * scale + 1e-3 * (x > 0.5)),
+        inputs=_inputs,
+        dtypes=("float32",),
+    )
     monkeypatch.setitem(cases._REGISTRY, "selftest.abs", broken)
     cases._prepared.cache_clear()
     rec = recorder.Recorder(tmp_path)

@@ -19,7 +19,7 @@ import pytest
 from conformance import recorder, report
 from tests.conftest import BASE_TOML
 
-SUITE = '''
+SUITE = """
 import numpy as np
 from hypothesis import given
 from conformance import assert_parity, record_series
@@ -47,26 +47,49 @@ def test_sine_again(x):
 
 def test_series():
     record_series("selftest.growth", [1, 10, 100], [1e-16, 1e-14, 1e-12], xlabel="step", ylabel="max error")
-'''
+"""
 
-TABLE = BASE_TOML + """
+TABLE = (
+    BASE_TOML
+    + """
 [cases."selftest.sine"]
 scale = "abs"
 required = [["numpy", "*", "float64", "perfect"]]
 """
+)
 
 
-def run_cli(tmp: Path, *, broken: bool = False, table: str = TABLE, workers: str = "0") -> tuple[int, str, Path]:
+def run_cli(
+    tmp: Path, *, broken: bool = False, table: str = TABLE, workers: str = "0"
+) -> tuple[int, str, Path]:
     (tmp / "test_selftest_suite.py").write_text(SUITE.format(broken=broken))
     (tmp / "tiers.toml").write_text(table)
     out = tmp / "report"
     proc = subprocess.run(
         [
-            sys.executable, "-m", "conformance", "run", "--suite", str(tmp / "test_selftest_suite.py"),
-            "--subsystem", "selftest", "--tiers", str(tmp / "tiers.toml"), "--profile", "dev",
-            "--out", str(out), "-n", workers, "-p", "no:cacheprovider",
+            sys.executable,
+            "-m",
+            "conformance",
+            "run",
+            "--suite",
+            str(tmp / "test_selftest_suite.py"),
+            "--subsystem",
+            "selftest",
+            "--tiers",
+            str(tmp / "tiers.toml"),
+            "--profile",
+            "dev",
+            "--out",
+            str(out),
+            "-n",
+            workers,
+            "-p",
+            "no:cacheprovider",
         ],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     return proc.returncode, proc.stdout + proc.stderr, out
 
@@ -107,8 +130,9 @@ def test_broken_implementation_flips_the_report_and_the_exit_status(broken_run) 
     assert not doc["summary"]["gate_passed"] and case["status"] == "fail"
     worst = case["worst"]["leaves"][0]
     assert worst["max_abs"] == pytest.approx(1e-3, rel=1e-6)
-    assert abs(worst["worst"]["reference"]) == pytest.approx(np.sin(abs(worst["worst"]["reference"]))
-                                                            if False else abs(worst["worst"]["reference"]))
+    assert abs(worst["worst"]["reference"]) == pytest.approx(
+        np.sin(abs(worst["worst"]["reference"])) if False else abs(worst["worst"]["reference"])
+    )
     assert case["tier_counts"].get("severe", 0) >= 1
     # The worst example's inputs are saved (safe npz) and the message says how to replay them.
     saved = out / case["inputs_file"]
@@ -122,7 +146,10 @@ def test_broken_implementation_flips_the_report_and_the_exit_status(broken_run) 
 
 
 def test_declared_case_that_never_ran_fails_the_gate(tmp_path) -> None:
-    table = TABLE + '\n[cases."selftest.never"]\nscale = "abs"\nrequired = [["numpy", "cpu", "float64", "good"]]\n'
+    table = (
+        TABLE
+        + '\n[cases."selftest.never"]\nscale = "abs"\nrequired = [["numpy", "cpu", "float64", "good"]]\n'
+    )
     status, output, out = run_cli(tmp_path, table=table)
     assert status == 1, output
     doc = report.load(out)
@@ -145,8 +172,13 @@ def test_report_rerenders_identically_from_json(good_run, tmp_path) -> None:
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "report.json").write_text((out / "report.json").read_text())
-    proc = subprocess.run([sys.executable, "-m", "conformance", "report", str(copy)], capture_output=True, text=True,
-                          check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "report", str(copy)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (copy / "report.md").read_text() == (out / "report.md").read_text()
     assert (copy / "report.html").read_text() == (out / "report.html").read_text()
@@ -160,26 +192,44 @@ def test_report_json_round_trips(good_run) -> None:
     assert report.render_markdown(again) == (out / "report.md").read_text()
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ('{"schema": "parity-suite.report", "schema_version": 99}', "schema version 99"),
-    ('{"schema": "parity-suite.report", "schema_ver', "not valid JSON"),
-    ('{"schema": "something-else"}', "is not a parity report"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"schema": "parity-suite.report", "schema_version": 99}', "schema version 99"),
+        ('{"schema": "parity-suite.report", "schema_ver', "not valid JSON"),
+        ('{"schema": "something-else"}', "is not a parity report"),
+    ],
+)
 def test_unreadable_reports_are_clear_errors(tmp_path, content, message) -> None:
     (tmp_path / "report.json").write_text(content)
     with pytest.raises(report.ReportError, match=message):
         report.load(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "conformance", "report", str(tmp_path)], capture_output=True,
-                          text=True, check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 2 and message.split()[0] in proc.stderr
 
 
 def test_cli_rejects_unknown_subsystems_and_arguments() -> None:
-    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--subsystem", "weather"], capture_output=True,
-                          text=True, check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--subsystem", "weather"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "unknown subsystem 'weather'" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "conformance", "list", "--bogus"], capture_output=True, text=True,
-                          check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "list", "--bogus"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
 
 
@@ -189,10 +239,22 @@ def test_cli_rejects_unknown_subsystems_and_arguments() -> None:
 def _entry(key: str, examples: int, tier: str, mae: float, inputs_file: str | None) -> dict:
     leaf = {"path": "<output>", "mae_norm": mae, "max_norm": mae}
     return {
-        "key": key, "case": "selftest.sine", "subsystem": "selftest", "backend": "numpy", "device": "cpu",
-        "dtype": "float64", "scale": "abs", "required": "perfect", "examples": examples, "failed_examples": 0,
-        "tier_counts": {tier: examples}, "compiles": 1, "traces": 2, "nodeids": [f"t{examples}"],
-        "inputs_file": inputs_file, "worst": {"tier": tier, "worst_leaf": "<output>", "leaves": [leaf]},
+        "key": key,
+        "case": "selftest.sine",
+        "subsystem": "selftest",
+        "backend": "numpy",
+        "device": "cpu",
+        "dtype": "float64",
+        "scale": "abs",
+        "required": "perfect",
+        "examples": examples,
+        "failed_examples": 0,
+        "tier_counts": {tier: examples},
+        "compiles": 1,
+        "traces": 2,
+        "nodeids": [f"t{examples}"],
+        "inputs_file": inputs_file,
+        "worst": {"tier": tier, "worst_leaf": "<output>", "leaves": [leaf]},
     }
 
 
@@ -202,8 +264,10 @@ def test_merge_sums_counts_and_keeps_only_the_worst_inputs(tmp_path) -> None:
     a.write_bytes(b"a")
     b.write_bytes(b"b")
     merged = recorder.merge(
-        [{"entries": [_entry("k", 3, "perfect", 1e-7, str(a))], "series": []},
-         {"entries": [_entry("k", 5, "good", 1e-4, str(b))], "series": [{"name": "s"}]}],
+        [
+            {"entries": [_entry("k", 3, "perfect", 1e-7, str(a))], "series": []},
+            {"entries": [_entry("k", 5, "good", 1e-4, str(b))], "series": [{"name": "s"}]},
+        ],
         tmp_path,
     )
     (e,) = merged["entries"]

@@ -56,7 +56,10 @@ def test_ulp_distance_is_counted_in_the_actual_dtype() -> None:
     ref = np.array([1.0 + 2.0**-30])  # float64, below float32 resolution at 1.0
     act = np.array([1.0], dtype=np.float32)
     assert ulp_distance(ref, act)[0] == 0
-    assert compare_leaf("x", ref, np.array([np.nextafter(np.float32(1), np.float32(2))]), scale="abs").max_ulp == 1
+    assert (
+        compare_leaf("x", ref, np.array([np.nextafter(np.float32(1), np.float32(2))]), scale="abs").max_ulp
+        == 1
+    )
 
 
 def test_float64_ulp_distance_does_not_overflow() -> None:
@@ -95,15 +98,23 @@ def test_structure_mismatch_names_the_leaves(table) -> None:
 
 
 def test_shape_and_dtype_mismatches_are_severe_with_a_reason(table) -> None:
-    r = compare(np.ones((2, 3)), np.ones((3, 2)), case="selftest.abs", backend="numpy", dtype="float64", table=table)
+    r = compare(
+        np.ones((2, 3)), np.ones((3, 2)), case="selftest.abs", backend="numpy", dtype="float64", table=table
+    )
     assert r.tier == "severe" and "shape mismatch: reference (2, 3), actual (3, 2)" in r.message()
-    r = compare(np.ones(3), np.ones(3, np.float64), case="selftest.abs", backend="numpy", dtype="float32", table=table)
+    r = compare(
+        np.ones(3), np.ones(3, np.float64), case="selftest.abs", backend="numpy", dtype="float32", table=table
+    )
     assert r.tier == "severe" and "dtype mismatch: the float32 case returned float64" in r.message()
 
 
 def test_conversions_from_jax_and_torch(table) -> None:
     ref = np.linspace(-1, 1, 16, dtype=np.float32)
-    for act in (jnp.asarray(ref), torch.from_numpy(ref.copy()), torch.from_numpy(ref.copy()).requires_grad_()):
+    for act in (
+        jnp.asarray(ref),
+        torch.from_numpy(ref.copy()),
+        torch.from_numpy(ref.copy()).requires_grad_(),
+    ):
         result = compare(ref, act, case="selftest.exact", backend="numpy", table=table)
         assert result.tier == "exact" and result.device == "cpu"
     bf = torch.tensor([1.0, 2.5, -3.0], dtype=torch.bfloat16)
@@ -114,10 +125,12 @@ def test_conversions_from_jax_and_torch(table) -> None:
 
 
 def test_flatten_single_array_has_a_readable_path() -> None:
-    (path, leaf), = flatten(np.ones(2))[0]
+    ((path, _leaf),) = flatten(np.ones(2))[0]
     assert path == "<output>"
 
 
 def test_empty_arrays_compare_as_exact(table) -> None:
-    r = compare(np.zeros((0, 3)), np.zeros((0, 3)), case="selftest.abs", backend="numpy", dtype="float64", table=table)
+    r = compare(
+        np.zeros((0, 3)), np.zeros((0, 3)), case="selftest.abs", backend="numpy", dtype="float64", table=table
+    )
     assert r.tier == "exact" and math.isfinite(r.leaves[0].mae_norm)

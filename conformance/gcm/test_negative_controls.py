@@ -118,8 +118,9 @@ def test_the_case_catches_the_defect(case_name: str, defect: str, mutant: Callab
 
     def caught(spec: dict[str, Any]) -> bool:
         kwargs = case.kwargs(spec)
-        result = compare(case.reference(**kwargs), broken(**kwargs), case=case_name, backend="jax-jit",
-                         dtype="float64")
+        result = compare(
+            case.reference(**kwargs), broken(**kwargs), case=case_name, backend="jax-jit", dtype="float64"
+        )
         return not result.passed
 
     example = find(case.inputs("float64"), caught, settings=settings(max_examples=50, database=None))
@@ -137,5 +138,6 @@ def test_the_mutants_differ_from_the_reference_only_by_their_defect() -> None:
     np.testing.assert_allclose(
         _advect_pole_wrap(F, u, v, 600.0, a, dlat, dlon, coslat),
         ref.advect_semilag(F, u, v, 600.0, a, dlat, dlon, coslat),
-        rtol=0, atol=1e-13,
+        rtol=0,
+        atol=1e-13,
     )

@@ -183,7 +183,9 @@ def test_hyperdiffusion_never_grows_area_weighted_variance(side, shape, data, si
 # -- K3 advection ------------------------------------------------------------------------------------------
 
 
-def advect(side: ModuleType, F: np.ndarray, u: np.ndarray, v: np.ndarray, dt: float, grid: Grid) -> np.ndarray:
+def advect(
+    side: ModuleType, F: np.ndarray, u: np.ndarray, v: np.ndarray, dt: float, grid: Grid
+) -> np.ndarray:
     dlat, dlon, coslat, a = grid.metrics()
     return np64(side.advect_semilag(F, u, v, dt, a, dlat, dlon, coslat))
 
@@ -229,12 +231,12 @@ def test_advection_at_the_poles_stays_bounded(side) -> None:
 
 def test_shortwave_partition_closes(side) -> None:
     rng = np.random.default_rng(3)
-    I = rng.uniform(0, 1400, (17, 32))
+    insolation = rng.uniform(0, 1400, (17, 32))
     albedo = rng.uniform(0, 0.5, (17, 32))
     cloud = rng.uniform(0, 1, (17, 32))
-    sw = side.shortwave(I, albedo, cloud)
+    sw = side.shortwave(insolation, albedo, cloud)
     total = np64(sw.reflected) + np64(sw.atmosphere) + np64(sw.surface)
-    assert np.max(np.abs(total - I)) <= 4 * np.spacing(1400.0)
+    assert np.max(np.abs(total - insolation)) <= 4 * np.spacing(1400.0)
     assert np.all(np64(sw.surface) >= 0)
 
 

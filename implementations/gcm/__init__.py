@@ -13,6 +13,7 @@ from implementations.gcm.dynamics import (
     vorticity,
 )
 from implementations.gcm.model import step
+from implementations.gcm.ndimage import map_coordinates
 from implementations.gcm.physics import condensation, evaporation, longwave_v1, longwave_v2, q_sat, shortwave
 from reference.gcm.grid import Forcing, Grid, Longwave, Shortwave, State, StepParams, coriolis, default_k4
 from reference.gcm.setup import default_forcing, initial_state
@@ -39,6 +40,7 @@ __all__ = [
     "laplacian_sphere",
     "longwave_v1",
     "longwave_v2",
+    "map_coordinates",
     "q_sat",
     "shapiro_filter",
     "shortwave",

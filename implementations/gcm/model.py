@@ -278,10 +278,12 @@ def step(state: State, forcing: Forcing, params: StepParams, grid: Grid) -> Stat
     dtype = check_model_fields(state, forcing, grid)
     check_x64(dtype)
     check_step_params(params)
-    rows, s, static = step_inputs(params, grid, dtype)
     fields = model_field_dict(state, forcing)
-    if all_on_host(tuple(fields.values())):
-        check_finite(fields)
+    on_host = all_on_host(tuple(fields.values()))
+    if on_host:
+        check_finite(fields)  # before anything is built or compiled for a bad call
+    rows, s, static = step_inputs(params, grid, dtype)
+    if on_host:
         return step_jit(state, forcing, rows, s, in_flags=False, out_flag=False, **static)
     new, ok = step_jit(state, forcing, rows, s, in_flags=True, out_flag=False, **static)
     raise_on_flags(ok, fields)

@@ -359,7 +359,7 @@ def _map_coordinates(
     return _interpolate(coeffs, coords, cval, order, mode)
 
 
-def map_coordinates(  # noqa: PLR0917 - SciPy's signature
+def map_coordinates(
     input: Any,
     coordinates: Any,
     output: None = None,

@@ -12,6 +12,7 @@ from reference.gcm.dynamics import (
 )
 from reference.gcm.grid import Forcing, Grid, Longwave, Shortwave, State, StepParams, coriolis, default_k4
 from reference.gcm.model import step
+from reference.gcm.ndimage import map_coordinates
 from reference.gcm.physics import condensation, evaporation, longwave_v1, longwave_v2, q_sat, shortwave
 from reference.gcm.setup import default_forcing, initial_state
 from reference.gcm.validate import GCMInputError
@@ -37,6 +38,7 @@ __all__ = [
     "laplacian_sphere",
     "longwave_v1",
     "longwave_v2",
+    "map_coordinates",
     "q_sat",
     "shapiro_filter",
     "shortwave",

@@ -27,6 +27,10 @@ OMEGA = 8.7267e-5  # s^-1, the rotation rate of the original model's planet
 STEFAN_BOLTZMANN = 5.670374419e-8  # W m^-2 K^-4
 
 
+class GCMInputError(ValueError):
+    """Bad input to a GCM kernel: wrong shape, dtype, grid, parameter, or a non-finite value."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Grid:
     """A regular lat-lon grid with pole rows and a non-repeating periodic longitude."""
@@ -38,13 +42,18 @@ class Grid:
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_lat, int) or isinstance(self.n_lat, bool) or self.n_lat < 5:
-            raise ValueError(f"Grid.n_lat must be an int >= 5 (both poles are rows); got {self.n_lat!r}")
-        if not isinstance(self.n_lon, int) or isinstance(self.n_lon, bool) or self.n_lon < 4 or self.n_lon % 2:
-            raise ValueError(f"Grid.n_lon must be an even int >= 4; got {self.n_lon!r}")
+            raise GCMInputError(f"Grid.n_lat must be an int >= 5 (both poles are rows); got {self.n_lat!r}")
+        if (
+            not isinstance(self.n_lon, int)
+            or isinstance(self.n_lon, bool)
+            or self.n_lon < 4
+            or self.n_lon % 2
+        ):
+            raise GCMInputError(f"Grid.n_lon must be an even int >= 4; got {self.n_lon!r}")
         if not (math.isfinite(self.radius) and self.radius > 0):
-            raise ValueError(f"Grid.radius must be finite and > 0; got {self.radius!r}")
+            raise GCMInputError(f"Grid.radius must be finite and > 0; got {self.radius!r}")
         if not (0.0 < self.coslat_floor <= 1.0):
-            raise ValueError(f"Grid.coslat_floor must be in (0, 1]; got {self.coslat_floor!r}")
+            raise GCMInputError(f"Grid.coslat_floor must be in (0, 1]; got {self.coslat_floor!r}")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -155,21 +164,21 @@ class StepParams:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.dt) and self.dt > 0):
-            raise ValueError(f"StepParams.dt must be finite and > 0; got {self.dt!r}")
+            raise GCMInputError(f"StepParams.dt must be finite and > 0; got {self.dt!r}")
         if not (math.isfinite(self.sigma4) and self.sigma4 >= 0):
-            raise ValueError(f"StepParams.sigma4 must be finite and >= 0; got {self.sigma4!r}")
+            raise GCMInputError(f"StepParams.sigma4 must be finite and >= 0; got {self.sigma4!r}")
         if not isinstance(self.n_substeps, int) or self.n_substeps < 1:
-            raise ValueError(f"StepParams.n_substeps must be an int >= 1; got {self.n_substeps!r}")
+            raise GCMInputError(f"StepParams.n_substeps must be an int >= 1; got {self.n_substeps!r}")
         if self.longwave not in ("v1", "v2"):
-            raise ValueError(f"StepParams.longwave must be 'v1' or 'v2'; got {self.longwave!r}")
+            raise GCMInputError(f"StepParams.longwave must be 'v1' or 'v2'; got {self.longwave!r}")
         if not isinstance(self.shapiro_passes, int) or self.shapiro_passes < 0:
-            raise ValueError(f"StepParams.shapiro_passes must be an int >= 0; got {self.shapiro_passes!r}")
+            raise GCMInputError(f"StepParams.shapiro_passes must be an int >= 0; got {self.shapiro_passes!r}")
         if not (0.0 <= self.advection_blend <= 1.0):
-            raise ValueError(f"StepParams.advection_blend must be in [0, 1]; got {self.advection_blend!r}")
+            raise GCMInputError(f"StepParams.advection_blend must be in [0, 1]; got {self.advection_blend!r}")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"StepParams.{field.name} must be finite; got {value!r}")
+                raise GCMInputError(f"StepParams.{field.name} must be finite; got {value!r}")
 
     # fields that are static under jit (structure), the rest are traced numbers
     STATIC_FIELDS = ("n_substeps", "longwave", "shapiro_passes")
@@ -181,9 +190,9 @@ def default_k4(grid: Grid, dt: float, sigma4: float = 0.02, factor: float = 1.0)
     ``dx_min = min(a dlat, a dlon max(cos(lat), 1e-3))`` per row, as in the original model.
     """
     if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be finite and > 0; got {dt!r}")
+        raise GCMInputError(f"dt must be finite and > 0; got {dt!r}")
     if not (math.isfinite(sigma4) and sigma4 >= 0):
-        raise ValueError(f"sigma4 must be finite and >= 0; got {sigma4!r}")
+        raise GCMInputError(f"sigma4 must be finite and >= 0; got {sigma4!r}")
     coslat_true = np.maximum(np.cos(np.deg2rad(grid.lat)), 1e-3)
     dx = np.minimum(grid.radius * grid.dlat, grid.radius * grid.dlon * coslat_true)
     row = sigma4 * dx**4 / dt * factor

@@ -44,7 +44,7 @@ def _dtype_of(x: Any) -> np.dtype:
     return np.dtype(dtype) if dtype is not None else np.asarray(x).dtype
 
 
-def check_map_coordinates_args(  # noqa: PLR0917 - mirrors map_coordinates
+def check_map_coordinates_args(
     input: Any,
     coordinates: Any,
     order: Any = 3,
@@ -96,7 +96,7 @@ def check_map_coordinates_args(  # noqa: PLR0917 - mirrors map_coordinates
     return MapCoordinatesArgs(in_shape, dtype, c_shape[1:], int(order), mode, bool(prefilter))
 
 
-def map_coordinates(  # noqa: PLR0917 - SciPy's signature
+def map_coordinates(
     input: Any,
     coordinates: Any,
     output: Any = None,

@@ -12,12 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.gcm.grid import Forcing, Grid, State, StepParams
-
-
-class GCMInputError(ValueError):
-    """Bad input to a GCM kernel: wrong shape, dtype, grid, parameter, or a non-finite value."""
-
+from reference.gcm.grid import Forcing, GCMInputError, Grid, State, StepParams
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -29,7 +24,9 @@ def field_dtype(name: str, x: Any) -> np.dtype:
     return dtype
 
 
-def check_fields(fields: Mapping[str, Any], shape: tuple[int, ...] | None = None) -> tuple[tuple[int, ...], np.dtype]:
+def check_fields(
+    fields: Mapping[str, Any], shape: tuple[int, ...] | None = None
+) -> tuple[tuple[int, ...], np.dtype]:
     """Check that every field is a 2-D float array of one shape and one dtype; return both.
 
     ``shape`` pins the expected shape (e.g. the grid's); otherwise the first field's shape is used.
@@ -109,7 +106,9 @@ def check_broadcast_shape(name: str, v_shape: tuple[int, ...], shape: tuple[int,
     try:
         np.broadcast_shapes(v_shape, shape)
     except ValueError as exc:
-        raise GCMInputError(f"{name} has shape {v_shape}, not broadcastable to the field shape {shape}") from exc
+        raise GCMInputError(
+            f"{name} has shape {v_shape}, not broadcastable to the field shape {shape}"
+        ) from exc
     if np.broadcast_shapes(v_shape, shape) != shape:
         raise GCMInputError(f"{name} has shape {v_shape}, which would broadcast the field shape {shape}")
 

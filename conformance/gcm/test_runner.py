@@ -1,0 +1,124 @@
+"""The GCM model runner (seed milestones M3/M4): backend switch, non-finite stop report, timings, memory, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from implementations.gcm import runner
+from reference.gcm.grid import StepParams
+
+ROOT = Path(__file__).resolve().parents[2]
+UNSTABLE = StepParams(
+    dt=3600.0, sigma4=5.0
+)  # hyperdiffusion far past its stability limit: blows up at step 6
+
+
+def _run(backend: str, dtype: str = "float64", **kw) -> runner.RunResult:
+    config = runner.RunConfig(backend=backend, n_lat=17, n_lon=32, dtype=dtype, **kw)
+    with jax.enable_x64(dtype == "float64"):
+        return runner.run(config)
+
+
+def test_both_backends_integrate_and_agree() -> None:
+    results = {b: _run(b, steps=6) for b in runner.BACKENDS}
+    for b, r in results.items():
+        assert r.ok and r.steps_done == 6, r.summary()
+        assert r.backend == b
+        assert r.per_step_samples == 5 and r.per_step_min_s > 0
+        assert r.peak_rss_bytes > 0 and r.first_step_s > 0
+    jax_ranges, np_ranges = results["jax"].field_ranges, results["numpy"].field_ranges
+    assert jax_ranges.keys() == np_ranges.keys()
+    for name in np_ranges:
+        np.testing.assert_allclose(jax_ranges[name], np_ranges[name], rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize(("backend", "check_every"), [("numpy", 1), ("jax", 1), ("jax", 4)])
+def test_blow_up_stops_at_the_first_nonfinite_step_with_its_location(backend: str, check_every: int) -> None:
+    """Both backends stop at the same step, field and grid point; the JAX runner reads its finite flags once
+    per window and replays the window to find the first bad step (check_every=4 exercises the replay)."""
+    r = _run(backend, steps=20, params=UNSTABLE, check_every=check_every)
+    reference = _run("numpy", steps=20, params=UNSTABLE)
+    assert not r.ok
+    assert r.steps_done == reference.steps_done == 6
+    bad = r.nonfinite
+    assert (bad.step, bad.field, bad.row, bad.col) == (
+        reference.nonfinite.step,
+        reference.nonfinite.field,
+        reference.nonfinite.row,
+        reference.nonfinite.col,
+    )
+    assert not np.isfinite(bad.value)
+    assert -90.0 <= bad.lat_deg <= 90.0 and 0.0 <= bad.lon_deg < 360.0
+    assert f"after step 6 at (row {bad.row}, col {bad.col})" in r.summary()
+
+
+def test_nonfinite_initial_state_is_reported_as_step_0() -> None:
+    import reference.gcm as ref
+
+    grid = ref.Grid(17, 32)
+    state = ref.initial_state(grid)
+    q = state.q.copy()
+    q[3, 4] = np.nan
+    r = _run("numpy", steps=3, state=state._replace(q=q))
+    assert not r.ok and r.steps_done == 0
+    assert (r.nonfinite.step, r.nonfinite.field, r.nonfinite.row, r.nonfinite.col) == (0, "q", 3, 4)
+
+
+def test_run_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="backend must be one of"):
+        runner.RunConfig(backend="torch")
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        runner.RunConfig(steps=0)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        runner.RunConfig(dtype="float16")
+    with pytest.raises(ValueError, match="grid"):
+        runner.parse_grid("121by240")
+
+
+def _cli(*args: str, backend_env: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GCM_", "JAX_"))}
+    if backend_env is not None:
+        env["GCM_BACKEND"] = backend_env
+    return subprocess.run(
+        [sys.executable, "-m", "implementations.gcm", "run", "--grid", "17x32", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_cli_backend_from_environment_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    proc = _cli("--steps", "3", "--dtype", "float32", "--json", str(out), backend_env="jax")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["backend"] == "jax" and data["platform"] == "cpu" and data["dtype"] == "float32"
+    assert data["steps_done"] == 3 and data["ok"] is True
+    assert "per step over 2 sample(s)" in proc.stdout and "peak memory above baseline" in proc.stdout
+    # the flag wins over the environment
+    proc = _cli("--steps", "2", "--backend", "numpy", "--json", str(out), backend_env="jax")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["backend"] == "numpy"
+
+
+def test_cli_exit_status_on_blow_up_and_on_bad_environment() -> None:
+    proc = _cli("--steps", "12", "--dt", "360000", backend_env="numpy")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "STOPPED: non-finite" in proc.stdout
+    proc = _cli("--steps", "2", backend_env="cupy")
+    assert proc.returncode == 2
+    assert "GCM_BACKEND must be one of" in proc.stderr
+    proc = _cli("--steps", "2", "--dt", "-5", backend_env=None)
+    assert proc.returncode == 2
+    assert "dt must be finite and > 0" in proc.stderr
