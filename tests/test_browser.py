@@ -1,9 +1,11 @@
-"""The HTML parity report, opened in a real headless browser (Debian's chromium).
+"""The HTML parity report and the asv dashboard, opened in a real headless browser (Debian's chromium).
 
 The report of a deliberately failing self-test run is served over HTTP on localhost (as a published report
 is), opened with Selenium driving chromium through chromedriver, and checked: no console errors (a missing
 favicon counts), the parts a reader needs are present (the parity matrix with the failing cell, a plot), and
 a screenshot is saved beside the test output (``$CONFORMANCE_ARTIFACTS``, default ``./test-artifacts``).
+The asv dashboard of a tiny benchmark suite is built the way `benchmarks.dashboard` publishes ours (asv run,
+asv publish, CDN assets vendored) and checked the same way: no console errors, the benchmark list, a graph.
 
 Needs ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` (Debian packages chromium, chromium-driver): CI
 installs them (``.ci/run``); where they are missing these tests are skipped and say why.
@@ -16,12 +18,16 @@ import functools
 import http.server
 import os
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from benchmarks import dashboard
 from tests.test_cli_report import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,3 +123,95 @@ def test_parity_report_renders_without_console_errors(browser: webdriver.Chrome,
     assert plots and plots[0].size["width"] > 100, "no plot rendered"
     assert "selftest.sine" in text
     assert "below" in text.lower() or "fail" in text.lower()
+
+
+ASV_BENCH = '''
+"""A tiny benchmark suite for the dashboard test."""
+import numpy as np
+
+
+class TimeSum:
+    params = [100, 1000]
+    param_names = ["n"]
+
+    def setup(self, n):
+        self.x = np.arange(n, dtype=np.float64)
+
+    def time_sum(self, n):
+        self.x.sum()
+
+    def track_ratio(self, n):
+        return 1.0 + n / 1000.0
+'''
+
+
+def _asv(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "asv", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_asv_dashboard_renders_without_console_errors(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    pytest.importorskip("asv", reason="needs asv (extra 'bench')")
+    repo = tmp_path / "repo"
+    (repo / "benchmarks").mkdir(parents=True)
+    (repo / "benchmarks" / "__init__.py").write_text("")
+    (repo / "benchmarks" / "bench_tiny.py").write_text(ASV_BENCH)
+    (repo / "asv.conf.json").write_text(
+        '{"version": 1, "project": "dashboard-test", "repo": ".", "branches": ["main"],'
+        ' "environment_type": "virtualenv", "benchmark_dir": "benchmarks", "results_dir": "results",'
+        ' "html_dir": "html"}'
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
+    for cmd in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "one"]):
+        subprocess.run(["git", *cmd], cwd=repo, env=env, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+    steps = (
+        ["machine", "--yes", "--machine", "cpu-test"],
+        [
+            "run",
+            "--python=same",
+            "--quick",
+            "--machine",
+            "cpu-test",
+            "--set-commit-hash",
+            head.stdout.strip(),
+        ],
+        ["publish"],
+    )
+    for args in steps:
+        proc = _asv(args, repo, env)
+        assert proc.returncode == 0, f"asv {args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
+    html = repo / "html"
+    assert (html / "index.html").exists()
+    try:  # asv's pages load their JavaScript from CDNs; the published dashboard carries local copies
+        vendored = dashboard.vendor(html, ROOT / ".asv" / "vendor-cache")
+    except dashboard.DownloadError as exc:
+        pytest.skip(f"the npm registry is unreachable, so the dashboard's assets cannot be vendored: {exc}")
+    assert len(vendored) >= 8
+    with serve(html) as url:
+        browser.get(f"{url}/index.html")
+        WebDriverWait(browser, 30).until(
+            lambda d: (
+                d.find_elements(By.PARTIAL_LINK_TEXT, "time_sum")
+                or d.find_elements(By.CSS_SELECTOR, "a[href*='time_sum']")
+            )
+        )
+        browser.save_screenshot(str(artifacts_dir() / "asv-index.png"))
+        browser.get(f"{url}/#bench_tiny.TimeSum.time_sum")
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "canvas, .flot-base, svg")
+        )
+        time.sleep(1.0)  # let the graph draw before the screenshot
+        graphs = browser.find_elements(By.CSS_SELECTOR, "canvas, .flot-base")
+        errors = console_errors(browser)
+        browser.save_screenshot(str(artifacts_dir() / "asv-graph.png"))
+    assert not errors, errors
+    assert graphs, "the asv graph did not render"
