@@ -57,6 +57,13 @@ def build_parser(default_backend: str) -> argparse.ArgumentParser:
         help="glibc: keep freed memory for reuse (no per-step page faults on large temporaries); "
         "peak memory then counts memory touched once",
     )
+    r.add_argument(
+        "--exact-rss",
+        action="store_true",
+        help="glibc: map every allocation of 1 MiB or more on its own (M_MMAP_THRESHOLD), so that the resident "
+        "set follows live memory and the peak above baseline is the step's real working set; large "
+        "temporaries then pay page faults every step (NumPy's per-step time suffers most)",
+    )
     r.add_argument("--json", metavar="PATH", help="also write the result as JSON")
     return parser
 
@@ -86,8 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.tune_malloc and args.exact_rss:
+        print("error: --tune-malloc and --exact-rss exclude each other", file=sys.stderr)
+        return 2
     if args.tune_malloc and not runner.tune_malloc():
         print("warning: --tune-malloc is not available here (glibc only); ignored", file=sys.stderr)
+    if args.exact_rss and not runner.exact_rss_malloc():
+        print("warning: --exact-rss is not available here (glibc only); ignored", file=sys.stderr)
     if config.backend == "jax":
         runner.configure_jax(platform=args.platform, enable_x64=args.dtype == "float64")
     try:

@@ -1,0 +1,491 @@
+"""Benchmarks of the GCM subsystem: the JAX port (`implementations.gcm`) against the NumPy/SciPy reference
+(`reference.gcm`) on the CPU.
+
+Two ways to run it:
+
+- ``python -m benchmarks.gcm [--json PATH] [--quick]``: measures every quantity of the performance targets
+  in ONE process, NumPy and JAX interleaved, and prints one table (quantity, NumPy/SciPy time, JAX time,
+  ratio, target, pass/fail), then exits 0 (the table is a report, not a test; ``--strict`` exits 1 when a
+  target is missed). About 2-3 minutes on 2 cores.
+- asv: the ``Time*`` / ``Track*`` classes below follow asv's conventions (``params``, ``setup``,
+  ``time_*``, ``peakmem_*``, ``track_*``); each ``setup`` builds the inputs once and runs one warm-up call
+  (JAX compilation) before anything is timed.
+
+What is timed (both sides on the same inputs, the model's own initial state and forcing at dt = 300 s):
+
+- ``step``: one model step as the runner calls it: ``reference.gcm.model._step`` (no validation) against
+  ``implementations.gcm.model.step_stacked_jit`` (the stacked device state, donated and advanced by each
+  call, plus the fused finiteness flag), followed by ``block_until_ready``.
+- ``hyperdiffusion``: the kernel core (one substep, the model's tracer k4 map) as the step uses it.
+- ``advection``: departure points plus order-1 ``map_coordinates`` ('grid-wrap'): SciPy against the JAX
+  4-tap gather kernel.
+- ``map_coordinates order 3``: the public ``map_coordinates`` of SciPy and of `implementations.gcm.ndimage`
+  (prefilter on) sampling a 121x240 field at 121*240 scattered points, modes 'grid-wrap' and 'mirror'.
+- ``peak memory``: the runner (``python -m implementations.gcm run --grid 481x960 --steps 20``) in a fresh
+  subprocess per backend, comparing ``peak_rss_above_baseline_bytes``, twice: with ``--exact-rss`` (RSS
+  follows live memory: the step's real working set; this row is judged against the target) and with the
+  default allocator (growth after warm-up, which hides NumPy's temporaries in the baseline and depends on
+  malloc's arenas for JAX; reported for information). See `implementations.gcm.runner`.
+
+Timing method: each callable is calibrated to ~``SAMPLE_S`` per sample (``number`` calls per sample);
+samples of all the callables of one quantity are interleaved round by round (the order alternating between
+rounds) so that background load hits both sides alike; the table reports the median per-call time (and the
+minimum in the JSON). The machine this was written on is shared, so single figures move by 10-30 %: judge
+ratios, and re-run a marginal one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.ndimage
+
+from implementations.gcm import dynamics as jdyn
+from implementations.gcm import model as jmodel
+from implementations.gcm import ndimage as jndimage
+from implementations.gcm import runner
+from reference.gcm import dynamics as rdyn
+from reference.gcm import model as rmodel
+from reference.gcm.grid import Grid, StepParams, default_k4
+from reference.gcm.setup import default_forcing, initial_state
+
+try:  # before JAX's first computation: CPU, x64 (float64 is the benchmarked dtype)
+    runner.configure_jax("cpu", True)
+except RuntimeError:  # JAX already initialised elsewhere (e.g. asv in a shared process); keep its platform
+    runner.configure_jax(None, True)
+
+GRIDS = ("121x240", "481x960")
+BACKENDS = ("numpy", "jax")
+DT = 300.0
+SAMPLE_S = 0.02  # target duration of one timing sample
+MEMORY_GRID = "481x960"
+MEMORY_STEPS = 20
+
+# quantity -> minimum JAX/NumPy speedup (time ratio numpy / jax), or maximum memory ratio jax / numpy
+TARGETS = {
+    "step": 3.0,
+    "hyperdiffusion": 2.0,
+    "advection": 4.0,
+    "map_coordinates3": 2.0,
+    "peak_memory": 1.5,
+}
+
+
+# --------------------------------------------------------------------------------------------------------
+# inputs and callables
+
+
+def _grid(name: str) -> Grid:
+    return Grid(*runner.parse_grid(name))
+
+
+def _block(x: Any) -> Any:
+    return jax.block_until_ready(x)
+
+
+class _Problem:
+    """The model's initial state and forcing on one grid, on the host and on the JAX device."""
+
+    def __init__(self, grid_name: str, dtype: str = "float64") -> None:
+        self.grid = _grid(grid_name)
+        self.dtype = np.dtype(dtype)
+        self.params = StepParams(dt=DT)
+        self.state = initial_state(self.grid, 0, self.dtype)
+        self.forcing = default_forcing(self.grid, self.dtype)
+        self.state_d = jax.device_put(self.state)
+        self.forcing_d = jax.device_put(self.forcing)
+        dlat, dlon, coslat, a = self.grid.metrics()
+        self.metrics = (dlat, dlon, coslat.astype(self.dtype)[:, None], a)
+        self.c_d = jnp.asarray(self.metrics[2])
+
+
+def step_fn(backend: str, p: _Problem) -> Callable[[], Any]:
+    if backend == "numpy":
+        return lambda: rmodel._step(p.state, p.forcing, p.params, p.grid)
+    rows, s, static = jmodel.step_inputs(p.params, p.grid, p.dtype)
+    s_d = jax.device_put(s)
+    # as the runner steps: the stacked state is donated, each call advances it (it stays finite and bounded
+    # for far more steps than a benchmark makes)
+    box = [jmodel.stack_state(p.state_d)]
+
+    def jax_step() -> Any:
+        box[0], _ok = jmodel.step_stacked_jit(box[0], p.forcing_d, rows, s_d, **static)
+        return _block(box[0])
+
+    return jax_step
+
+
+def hyperdiffusion_fn(backend: str, p: _Problem, n_substeps: int = 1) -> Callable[[], Any]:
+    dlat, dlon, c, a = p.metrics
+    k4 = default_k4(p.grid, DT, p.params.sigma4, jmodel.K4_FACTOR_TRACER).astype(p.dtype)
+    F = p.state.t_atm
+    if backend == "numpy":
+        return lambda: rdyn._hyperdiffuse(F, k4, DT / n_substeps, n_substeps, dlat, dlon, c, a)
+    s = jax.device_put(np.array([DT / n_substeps, dlat, dlon, a], dtype=p.dtype))
+    F_d, k4_d = jax.device_put(F), jax.device_put(k4)
+    return lambda: _block(jdyn._hyperdiffuse_jit(F_d, k4_d, p.c_d, s, n_substeps=n_substeps, flags=False))
+
+
+def advection_fn(backend: str, p: _Problem) -> Callable[[], Any]:
+    dlat, dlon, c, a = p.metrics
+    u, v, F = p.state.u, p.state.v, p.state.t_atm
+    if backend == "numpy":
+
+        def numpy_advect() -> np.ndarray:
+            jd, id_ = rdyn._departure_points(u, v, DT, a, dlat, dlon, c)
+            return rdyn._interpolate(F, jd, id_)
+
+        return numpy_advect
+    s = jax.device_put(np.array([DT, a, a * dlat, dlon], dtype=p.dtype))
+    F_d, u_d, v_d = p.state_d.t_atm, p.state_d.u, p.state_d.v
+    return lambda: _block(jdyn._advect_jit(F_d, u_d, v_d, p.c_d, s, flags=False))
+
+
+def map_coordinates_inputs(grid_name: str = "121x240", seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth field plus noise, sampled at every grid point displaced by up to 3 cells (some outside the
+    array, so the mode's folding is exercised)."""
+    n_lat, n_lon = runner.parse_grid(grid_name)
+    rng = np.random.default_rng(seed)
+    j, i = np.meshgrid(np.arange(n_lat, dtype=float), np.arange(n_lon, dtype=float), indexing="ij")
+    field = np.sin(2 * np.pi * i / n_lon * 3) * np.cos(np.pi * j / n_lat * 2) + 0.1 * rng.standard_normal(
+        (n_lat, n_lon)
+    )
+    coords = np.stack([j + rng.uniform(-3, 3, j.shape), i + rng.uniform(-3, 3, i.shape)])
+    return field, coords
+
+
+def map_coordinates_fn(backend: str, mode: str, grid_name: str = "121x240") -> Callable[[], Any]:
+    field, coords = map_coordinates_inputs(grid_name)
+    if backend == "numpy":
+        return lambda: scipy.ndimage.map_coordinates(field, coords, order=3, mode=mode)
+    field_d, coords_d = jax.device_put(field), jax.device_put(coords)
+    return lambda: _block(jndimage.map_coordinates(field_d, coords_d, order=3, mode=mode))
+
+
+# --------------------------------------------------------------------------------------------------------
+# timing
+
+
+def _calibrate(fn: Callable[[], Any], sample_s: float) -> int:
+    fn()  # warm-up (JAX: compile)
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-6)
+    return max(1, int(sample_s / once))
+
+
+def measure_interleaved(
+    fns: dict[str, Callable[[], Any]], repeat: int = 7, sample_s: float = SAMPLE_S
+) -> dict[str, dict[str, float]]:
+    """Per-call time of each callable: ``repeat`` samples of ``number`` calls, interleaved round by round."""
+    numbers = {name: _calibrate(fn, sample_s) for name, fn in fns.items()}
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeat):
+        for name in names if r % 2 == 0 else names[::-1]:
+            fn, n = fns[name], numbers[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / n)
+    return {
+        name: {
+            "median_s": statistics.median(xs),
+            "min_s": min(xs),
+            "number": numbers[name],
+            "repeat": repeat,
+        }
+        for name, xs in samples.items()
+    }
+
+
+def _speed_row(quantity: str, label: str, fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, Any]:
+    t = measure_interleaved(fns, repeat)
+    ratio = t["numpy"]["median_s"] / t["jax"]["median_s"]
+    target = TARGETS.get(quantity)
+    return {
+        "quantity": label,
+        "kind": "speedup",
+        "numpy_s": t["numpy"]["median_s"],
+        "jax_s": t["jax"]["median_s"],
+        "numpy_min_s": t["numpy"]["min_s"],
+        "jax_min_s": t["jax"]["min_s"],
+        "ratio": ratio,
+        "ratio_of_minima": t["numpy"]["min_s"] / t["jax"]["min_s"],
+        "target": target,
+        "pass": None if target is None else ratio >= target,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# memory: the runner in a fresh process per backend
+
+
+def runner_memory(
+    backend: str, grid: str = MEMORY_GRID, steps: int = MEMORY_STEPS, exact_rss: bool = True
+) -> dict[str, Any]:
+    """Run ``python -m implementations.gcm run`` in a fresh subprocess and return its JSON result."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "run.json")
+        cmd = [sys.executable, "-m", "implementations.gcm", "run", "--backend", backend, "--grid", grid]
+        cmd += ["--steps", str(steps), "--dtype", "float64", "--json", path]
+        if exact_rss:
+            cmd.append("--exact-rss")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run(cmd, check=True, cwd=root, stdout=subprocess.DEVNULL)
+        with open(path) as f:
+            return json.load(f)
+
+
+def _memory_row(steps: int, exact_rss: bool) -> dict[str, Any]:
+    res = {b: runner_memory(b, steps=steps, exact_rss=exact_rss) for b in BACKENDS}
+    mem = {b: res[b]["peak_rss_above_baseline_bytes"] for b in BACKENDS}
+    ratio = mem["jax"] / max(mem["numpy"], 1)
+    mode = "--exact-rss, live memory" if exact_rss else "default malloc, growth after warm-up (info)"
+    target = TARGETS["peak_memory"] if exact_rss else None
+    return {
+        "quantity": f"peak RSS above baseline, runner {MEMORY_GRID} x{steps}, {mode}",
+        "kind": "memory",
+        "exact_rss": exact_rss,
+        "numpy_bytes": mem["numpy"],
+        "jax_bytes": mem["jax"],
+        "numpy_per_step_s": res["numpy"]["per_step_median_s"],
+        "jax_per_step_s": res["jax"]["per_step_median_s"],
+        "ratio": ratio,
+        "target": target,
+        "pass": None if target is None else ratio <= target,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# parity of the benchmark's own inputs
+
+
+def step_parity(grid_name: str, dtype: str = "float64") -> tuple[str, str]:
+    """(tier reached, tier required) of the JAX step on the benchmark's inputs (float32 runs against the
+    float64 reference on the same values, as the conformance suite does)."""
+    from conformance import compare
+
+    p = _Problem(grid_name, dtype)
+    ref_p = p if dtype == "float64" else _Problem(grid_name, "float64")
+    state64 = type(p.state)(*(np.asarray(x, np.float64) for x in p.state))
+    forcing64 = type(p.forcing)(*(np.asarray(x, np.float64) for x in p.forcing))
+    expected = rmodel._step(state64, forcing64, ref_p.params, ref_p.grid)
+    actual = jax.device_get(step_fn_result(p))
+    result = compare(expected._asdict(), actual._asdict(), case="gcm.step", backend="jax-jit", dtype=dtype)
+    return result.tier, result.required
+
+
+def step_fn_result(p: _Problem) -> Any:
+    rows, s, static = jmodel.step_inputs(p.params, p.grid, p.dtype)
+    return jmodel.step_jit(p.state_d, p.forcing_d, rows, s, in_flags=False, out_flag=False, **static)
+
+
+# --------------------------------------------------------------------------------------------------------
+# asv classes
+
+
+class TimeStep:
+    params = (list(BACKENDS), list(GRIDS), ["float64", "float32"])
+    param_names = ("backend", "grid", "dtype")
+
+    def setup(self, backend: str, grid: str, dtype: str) -> None:
+        self.fn = step_fn(backend, _Problem(grid, dtype))
+        self.fn()  # warm-up: compilation
+
+    def time_step(self, backend: str, grid: str, dtype: str) -> None:
+        self.fn()
+
+    def peakmem_step(self, backend: str, grid: str, dtype: str) -> None:
+        self.fn()
+
+
+class TimeHyperdiffusion:
+    params = (list(BACKENDS), list(GRIDS))
+    param_names = ("backend", "grid")
+
+    def setup(self, backend: str, grid: str) -> None:
+        self.fn = hyperdiffusion_fn(backend, _Problem(grid))
+        self.fn()
+
+    def time_hyperdiffuse(self, backend: str, grid: str) -> None:
+        self.fn()
+
+
+class TimeAdvection:
+    params = (list(BACKENDS), list(GRIDS))
+    param_names = ("backend", "grid")
+
+    def setup(self, backend: str, grid: str) -> None:
+        self.fn = advection_fn(backend, _Problem(grid))
+        self.fn()
+
+    def time_advect(self, backend: str, grid: str) -> None:
+        self.fn()
+
+
+class TimeMapCoordinates:
+    params = (list(BACKENDS), ["grid-wrap", "mirror"])
+    param_names = ("backend", "mode")
+
+    def setup(self, backend: str, mode: str) -> None:
+        self.fn = map_coordinates_fn(backend, mode)
+        self.fn()
+
+    def time_map_coordinates_order3(self, backend: str, mode: str) -> None:
+        self.fn()
+
+
+class TrackSpeedup:
+    """NumPy time / JAX time of the step, measured interleaved in one process (asv ``track``)."""
+
+    params = (list(GRIDS),)
+    param_names = ("grid",)
+    unit = "x"
+    timeout = 300
+
+    def setup(self, grid: str) -> None:
+        p = _Problem(grid)
+        self.fns = {b: step_fn(b, p) for b in BACKENDS}
+
+    def track_speedup(self, grid: str) -> float:
+        t = measure_interleaved(self.fns, repeat=5)
+        return t["numpy"]["median_s"] / t["jax"]["median_s"]
+
+
+class TrackParity:
+    """Tier of the JAX step on the benchmark's inputs, as an index into `conformance.tiers.TIERS`
+    (0 = exact, 1 = perfect, ...): a speed-up that breaks parity shows here."""
+
+    params = (list(GRIDS), ["float64", "float32"])
+    param_names = ("grid", "dtype")
+    unit = "tier index (0 = exact)"
+    timeout = 300
+
+    def track_parity_tier(self, grid: str, dtype: str) -> int:
+        from conformance.tiers import TIERS
+
+        tier, _ = step_parity(grid, dtype)
+        return TIERS.index(tier)
+
+
+class TrackPeakMemory:
+    """Runner peak RSS above baseline (fresh subprocess), JAX / NumPy."""
+
+    unit = "ratio"
+    timeout = 600
+
+    def track_peak_memory_ratio(self) -> float:
+        return _memory_row(MEMORY_STEPS, exact_rss=True)["ratio"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# one-run report
+
+
+def collect(quick: bool = False) -> list[dict[str, Any]]:
+    from conformance.tiers import at_least
+
+    rep = 3 if quick else 7
+    rows: list[dict[str, Any]] = []
+
+    def add(row: dict[str, Any]) -> None:
+        rows.append(row)
+        print(_format_row(row), flush=True)
+
+    print(_header(), flush=True)
+    problems = {g: _Problem(g) for g in GRIDS}
+    for g in GRIDS:
+        p = problems[g]
+        add(_speed_row("step", f"step {g} float64", {b: step_fn(b, p) for b in BACKENDS}, rep))
+    p32 = _Problem("121x240", "float32")
+    add(_speed_row("step_f32", "step 121x240 float32 (info)", {b: step_fn(b, p32) for b in BACKENDS}, rep))
+    del p32
+    for g in GRIDS:
+        fns = {b: hyperdiffusion_fn(b, problems[g]) for b in BACKENDS}
+        add(_speed_row("hyperdiffusion", f"hyperdiffusion {g}", fns, rep))
+    for g in GRIDS:
+        fns = {b: advection_fn(b, problems[g]) for b in BACKENDS}
+        add(_speed_row("advection", f"advection order 1 {g}", fns, rep))
+    for mode in ("grid-wrap", "mirror"):
+        fns = {b: map_coordinates_fn(b, mode) for b in BACKENDS}
+        add(_speed_row("map_coordinates3", f"map_coordinates order 3 '{mode}' 121x240", fns, rep))
+    del problems
+    for g in GRIDS:
+        tier, required = step_parity(g)
+        ok = None if required is None else at_least(tier, required)
+        add(
+            {
+                "quantity": f"step parity {g} float64",
+                "kind": "parity",
+                "tier": tier,
+                "target": required,
+                "pass": ok,
+            }
+        )
+    for exact in (True, False):
+        add(_memory_row(10 if quick else MEMORY_STEPS, exact_rss=exact))
+    return rows
+
+
+def _header() -> str:
+    line = f"{'quantity':72s} {'NumPy/SciPy':>12s} {'JAX':>12s} {'ratio':>7s} {'target':>8s}  result"
+    return line + "\n" + "-" * len(line)
+
+
+def _format_row(row: dict[str, Any]) -> str:
+    verdict = {True: "PASS", False: "FAIL", None: "info"}
+    if row["kind"] == "speedup":
+        target = "-" if row["target"] is None else f">={row['target']:g}x"
+        return (
+            f"{row['quantity']:72s} {row['numpy_s'] * 1e3:9.3f} ms {row['jax_s'] * 1e3:9.3f} ms "
+            f"{row['ratio']:6.2f}x {target:>8s}  {verdict[row['pass']]}"
+        )
+    if row["kind"] == "memory":
+        mib = 2**20
+        target = "-" if row["target"] is None else f"<={row['target']:g}x"
+        return (
+            f"{row['quantity']:72s} {row['numpy_bytes'] / mib:8.1f} MiB {row['jax_bytes'] / mib:8.1f} MiB "
+            f"{row['ratio']:6.2f}x {target:>8s}  {verdict[row['pass']]}"
+        )
+    return (
+        f"{row['quantity']:72s} {'':>12s} {row['tier']:>12s} {'':>7s} {row['target']!s:>8s}  "
+        f"{verdict[row['pass']]}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gcm", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and runner steps (a smoke run)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    rows = collect(args.quick)
+    elapsed = time.perf_counter() - t0
+    print(
+        f"\n{len(rows)} rows in {elapsed:.0f} s on {jax.devices()[0]} ({os.cpu_count()} CPUs); medians of "
+        "interleaved samples, ratio = NumPy time / JAX time (memory: JAX / NumPy)"
+    )
+    if args.json:
+        meta = {"device": str(jax.devices()[0]), "cpus": os.cpu_count(), "elapsed_s": elapsed}
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    failed = [r for r in rows if r.get("pass") is False]
+    return 1 if (args.strict and failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
