@@ -232,6 +232,38 @@ def _scipy_reflect_correction(n: int) -> tuple[np.ndarray, np.ndarray]:
 _REFLECT_CORRECTION_BELOW = 20  # |z|^(2n) < 1e-22 from here on: below float64 rounding
 
 
+# Up to this length a mirror/reflect prefilter is one matrix product with its exact inverse (n^2 values at
+# most 8 MB): the FFT of the extended signal (2n - 2 or 2n samples) is fast only for smooth lengths, and
+# 2 * 240 - 2 = 478 = 2 * 239 made 'mirror' on a 240-column grid 5x slower than 'grid-wrap' (measured).
+_DENSE_PREFILTER_MAX = 1024
+
+
+@functools.cache
+def _prefilter_matrix_host(n: int, extension: str) -> np.ndarray:
+    """``P`` with ``c = P @ x`` the B-spline coefficients of ``x`` (length ``n``) under the extension:
+    the inverse of ``(c[i-1] + 4 c[i] + c[i+1]) / 6`` with the boundary rule, plus SciPy's reflect defect."""
+    a = (np.diag(np.full(n, 4.0)) + np.diag(np.ones(n - 1), 1) + np.diag(np.ones(n - 1), -1)) / 6.0
+    if extension == "mirror":  # c[-1] = c[1], c[n] = c[n-2]
+        a[0, 1] = a[n - 1, n - 2] = 2.0 / 6.0
+    else:  # reflect: c[-1] = c[0], c[n] = c[n-1]
+        a[0, 0] = a[n - 1, n - 1] = 5.0 / 6.0
+    p = np.linalg.solve(a, np.eye(n))
+    if extension == "reflect" and n < _REFLECT_CORRECTION_BELOW:
+        u, v = _scipy_reflect_correction(n)
+        p = p + np.outer(u, v)
+    return p
+
+
+def _prefilter_matrix(n: int, extension: str, dtype: str) -> jax.Array:
+    return jnp.asarray(_prefilter_matrix_host(n, extension), dtype=dtype)
+
+
+def _apply_along(p: jax.Array, x: jax.Array, axis: int) -> jax.Array:
+    """``sum_j p[i, j] x[..., j, ...]`` along ``axis``, at full precision (no TF32/bf16 passes)."""
+    y = jnp.tensordot(x, p, axes=([axis], [1]), precision=jax.lax.Precision.HIGHEST)
+    return jnp.moveaxis(y, -1, axis)
+
+
 def _spline_prefilter(x: jax.Array, extension: str) -> jax.Array:
     """Cubic B-spline coefficients of ``x`` along every axis, for the given boundary extension."""
     if extension == "periodic":
@@ -245,6 +277,9 @@ def _spline_prefilter(x: jax.Array, extension: str) -> jax.Array:
         n = x.shape[axis]
         if n == 1:
             continue  # a single sample is its own coefficient (SciPy skips such axes too)
+        if n <= _DENSE_PREFILTER_MAX:
+            x = _apply_along(_prefilter_matrix(n, extension, np.dtype(x.dtype).name), x, axis)
+            continue
         if extension == "mirror":
             inner = jax.lax.slice_in_dim(x, 1, n - 1, axis=axis)
             ext = jnp.concatenate([x, jnp.flip(inner, axis)], axis=axis)
