@@ -1,0 +1,1 @@
+"""Conformance tests of the anomaly subsystem: `reference.anomaly` against `implementations.anomaly`."""

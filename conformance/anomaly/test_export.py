@@ -1,0 +1,101 @@
+"""Exporters, manifests, training and the command line of the anomaly subsystem."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance.anomaly import cases
+from conformance.anomaly.conftest import windows
+from implementations.anomaly import cli
+from implementations.anomaly.export import export_onnx, export_torchscript, manifest_path, sha256_file
+from implementations.anomaly.runtimes import load
+from reference.anomaly.checkpoint import parameter_checksum, state_dict
+from reference.anomaly.model import detect as ref_detect
+
+FORMATS = ("pt2", "onnx", "ts", "jax")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_manifest(fmt: str, artifact, ref_model) -> None:
+    path = artifact(fmt)
+    m = json.loads(manifest_path(path).read_text())
+    assert m["format"] == fmt and m["artifact"] == path.name
+    assert m["artifact_sha256"] == sha256_file(path)
+    assert m["parameter_checksum"] == parameter_checksum(state_dict(ref_model))
+    assert [i["name"] for i in m["inputs"]] == ["W"] and [o["name"] for o in m["outputs"]] == ["O1", "score"]
+    assert m["inputs"][0]["shape"] == ["batch", 16, 8] and m["outputs"][1]["shape"] == ["batch"]
+    assert m["dynamic_dims"]["W"] == {"0": "batch"} and m["static_dims"] == {"L": 16, "D": 8}
+    assert {"torch", "onnx", "onnxruntime", "jax", "flax", "python"} <= set(m["versions"])
+    if fmt == "onnx":
+        assert m["opset"] == 20 and m["fallback"] is False and "dynamo=True" in m["exporter"]
+        assert "full_check=True" in m["checker"]
+    if fmt == "ts":
+        assert m["exporter"] == "torch.jit.script + torch.jit.freeze"
+
+
+def test_onnx_legacy_fallback_is_recorded_and_works(ref_model, tmp_path: Path) -> None:
+    path = export_onnx(ref_model, tmp_path, force_legacy=True)
+    m = json.loads(manifest_path(path).read_text())
+    assert m["fallback"] is True and "legacy" in m["exporter"] and m["fallback_reason"]
+    W = windows(3, 9)
+    O1, score = load("onnxruntime", path)(W)
+    rO1, rscore = ref_detect(ref_model, W)
+    assert np.abs(O1 - rO1.numpy()).max() < 1e-4 and np.abs(score - rscore.numpy()).max() < 1e-4
+
+
+def test_torchscript_deprecation_warnings_do_not_leak(ref_model, tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = export_torchscript(ref_model, tmp_path)
+        rt = load("torchscript", path)
+        rt(windows(2, 0))
+
+
+def test_training_gives_real_weights_and_reports_auc(ref_model) -> None:
+    from reference.anomaly.model import build
+
+    _, auc, auc_untrained = cases.trained()
+    fresh = build(ref_model.cfg, seed=0)
+    assert parameter_checksum(state_dict(fresh)) != parameter_checksum(state_dict(ref_model))
+    assert 0.0 <= auc <= 1.0 and 0.0 <= auc_untrained <= 1.0
+    print(f"anomaly ROC AUC after training: {auc:.3f} (untrained {auc_untrained:.3f})")
+
+
+def test_training_is_deterministic() -> None:
+    from reference.anomaly.config import SMALL
+    from reference.anomaly.train import train
+
+    a, b = train(SMALL, steps=2, batch=8), train(SMALL, steps=2, batch=8)
+    assert parameter_checksum(state_dict(a.model)) == parameter_checksum(state_dict(b.model))
+    assert a.losses == b.losses
+
+
+def test_cli_export_and_health_check(ckpt: Path, tmp_path: Path, capsys) -> None:
+    rc = cli.main(["export", "--ckpt", str(ckpt), "--format", "ts", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "torchscript" in out and "exact" in out and "health check passed" in out
+    assert (tmp_path / "anomaly.ts").is_file() and manifest_path(tmp_path / "anomaly.ts").is_file()
+
+
+def test_health_check_fails_below_the_required_tier(ckpt: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Artifacts of another checkpoint (here: the mlp variant's) are judged against this one: FAIL, exit 1."""
+    from implementations.anomaly.export import export
+
+    other = export(cases.mlp_checkpoint(), ("ts",), tmp_path)
+    rows = cli.health_check(ckpt, other)
+    assert rows and not any(r["passed"] for r in rows)
+    monkeypatch.setattr(cli, "health_check", lambda *a, **k: rows)
+    rc = cli.main(["export", "--ckpt", str(ckpt), "--format", "ts", "--out", str(tmp_path / "x")])
+    captured = capsys.readouterr()
+    assert rc == 1 and "FAIL" in captured.out and "FAILED" in captured.err
+
+
+def test_cli_bad_checkpoint_exits_2(tmp_path: Path, capsys) -> None:
+    rc = cli.main(["export", "--ckpt", str(tmp_path / "none"), "--format", "ts", "--out", str(tmp_path)])
+    assert rc == 2 and "error:" in capsys.readouterr().err

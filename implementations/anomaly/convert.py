@@ -1,0 +1,152 @@
+"""Weight conversion for the JAX port (`implementations.anomaly.model`) from the reference's checkpoint format
+(`reference.anomaly.checkpoint`: safetensors + JSON config), without importing torch.
+
+The mapping is total and strict: every NNX parameter has exactly one torch tensor and every torch tensor is
+used; missing, unexpected and mis-shaped tensors are named (the original's D1 dropped them silently).
+Linear weights are transposed (torch stores (out, in), Flax (in, out)); LayerNorm ``weight`` is Flax's
+``scale``; attention's fused ``in_proj_weight`` (3E, E) becomes the fused in-projection kernel (E, 3E).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from implementations.anomaly.model import AnomalyDetector, build
+from reference.anomaly.config import AnomalyConfig, ConfigError
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or does not match its config (the tensors are named)."""
+
+
+def torch_name(path: tuple[object, ...]) -> tuple[str, bool]:
+    """The torch state-dict key of an NNX parameter path, and whether the tensor is transposed."""
+    parts = [str(p) for p in path]
+    leaf = parts[-1]
+    mod = ".".join(parts[:-1])
+    if mod.startswith("encoder.layers."):
+        mod = "encoder.encoder.layers." + mod[len("encoder.layers.") :]
+    if mod.endswith("self_attn.in_proj"):
+        base = mod[: -len(".in_proj")]
+        return (f"{base}.in_proj_weight", True) if leaf == "kernel" else (f"{base}.in_proj_bias", False)
+    if leaf == "kernel":
+        return f"{mod}.weight", True
+    if leaf == "scale":
+        return f"{mod}.weight", False
+    return f"{mod}.{leaf}", False
+
+
+def from_torch_state(
+    cfg: AnomalyConfig, tensors: dict[str, np.ndarray], *, where: str = "weights"
+) -> AnomalyDetector:
+    """The port with the reference's weights (a name -> NumPy array mapping, float32)."""
+    model = build(cfg)
+    params = list(nnx.state(model, nnx.Param).flat_state())
+    expected: dict[str, tuple[tuple[int, ...], object, bool]] = {}
+    for path, var in params:
+        name, transpose = torch_name(path)
+        shape = tuple(var.get_value().shape)
+        expected[name] = (shape[::-1] if transpose else shape, var, transpose)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    misshaped = [
+        f"{k}: checkpoint {tuple(np.shape(tensors[k]))} {np.asarray(tensors[k]).dtype}, model {expected[k][0]} float32"
+        for k in sorted(set(expected) & set(tensors))
+        if tuple(np.shape(tensors[k])) != expected[k][0] or np.asarray(tensors[k]).dtype != np.float32
+    ]
+    if missing or unexpected or misshaped:
+        lines = [f"{where} do not match the config:"]
+        if missing:
+            lines.append(f"  missing tensors ({len(missing)}): {', '.join(missing)}")
+        if unexpected:
+            lines.append(f"  unexpected tensors ({len(unexpected)}): {', '.join(unexpected)}")
+        if misshaped:
+            lines.append(f"  mis-shaped tensors ({len(misshaped)}): " + "; ".join(misshaped))
+        raise CheckpointError("\n".join(lines))
+    for name, (_, var, transpose) in expected.items():
+        a = np.asarray(tensors[name], dtype=np.float32)
+        var.set_value(jnp.asarray(a.T if transpose else a))
+    return model
+
+
+def read_checkpoint(directory: str | Path) -> tuple[AnomalyConfig, dict[str, np.ndarray]]:
+    """The config and the tensors (NumPy) of a checkpoint directory; `CheckpointError` if unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(
+            f"a checkpoint is a directory holding {WEIGHTS} and {CONFIG}; {directory} is not one"
+        )
+    try:
+        cfg = AnomalyConfig.load(directory / CONFIG)
+    except ConfigError as e:
+        raise CheckpointError(f"bad checkpoint config in {directory}: {e}") from None
+    try:
+        data = (directory / WEIGHTS).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"no weights file at {directory / WEIGHTS}") from None
+    try:
+        tensors = load(data)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{directory / WEIGHTS} is not a readable safetensors file: {e}") from None
+    return cfg, tensors
+
+
+def load_checkpoint(directory: str | Path) -> AnomalyDetector:
+    """The JAX port of the detector stored in ``directory`` (strict: see `from_torch_state`)."""
+    cfg, tensors = read_checkpoint(directory)
+    return from_torch_state(cfg, tensors, where=f"the weights of checkpoint {directory}")
+
+
+def parameter_checksum(state: dict[str, np.ndarray]) -> str:
+    """SHA-256 over sorted names, dtypes, shapes and bytes: equal to the reference's for the same tensors."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        a = np.ascontiguousarray(state[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+class Detector:
+    """The JAX port bound to a checkpoint directory, loaded on first use: ``detector(W) -> (O1, score)``.
+
+    The module is split once (graph definition + weights), so a call is: validate ``W`` on the host, then the
+    module-level jitted ``_apply``. ``checkpoint`` names the weights it runs (the exporters use it too).
+    """
+
+    def __init__(self, checkpoint: str | Path) -> None:
+        self.checkpoint = Path(checkpoint)
+        self._split: tuple[object, object, AnomalyConfig] | None = None
+
+    def _load(self) -> tuple[object, object, AnomalyConfig]:
+        if self._split is None:
+            model = load_checkpoint(self.checkpoint)
+            graphdef, state = nnx.split(model)
+            self._split = (graphdef, state, model.cfg)
+        return self._split
+
+    @property
+    def cfg(self) -> AnomalyConfig:
+        return self._load()[2]
+
+    def __call__(self, W: object) -> tuple[jax.Array, jax.Array]:
+        from implementations.anomaly.model import _apply, validate_window
+
+        graphdef, state, cfg = self._load()
+        validate_window(W, cfg.L, cfg.D, what="the JAX detector")
+        return _apply(graphdef, state, jnp.asarray(W))
+
+    def __repr__(self) -> str:
+        return f"Detector({str(self.checkpoint)!r})"
