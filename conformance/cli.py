@@ -1,4 +1,4 @@
-"""Command line of the parity suite: ``python -m conformance {run,report,replay,list}``.
+"""Command line of the parity suite: ``python -m conformance {run,report,replay,list,localize}``.
 
 - ``run``: run the parity suites through pytest with the plugin and write the report; the exit status is
   the gate (0 only when every case reaches its required tier, none is missing, and every test passed).
@@ -133,7 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_play.add_argument("file")
     p_list = sub.add_parser("list", help="list the declared cases and their required tiers")
     p_list.add_argument("--subsystem", action="append")
+    sub.add_parser(
+        "localize",
+        help="run a reference and its port layer by layer; table and plot of where they diverge",
+        add_help=False,  # its options belong to conformance.localize (python -m conformance localize vae -h)
+    )
     args, extra = parser.parse_known_args(argv)
+    if args.command == "localize":
+        from conformance import localize
+
+        return localize.main([x for x in extra if x != "--"])
     if extra and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":

@@ -65,6 +65,8 @@ def flat_inputs(inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         if key in META_KEYS:
             raise ValueError(f"input name {key!r} is reserved")
         arr = to_numpy(value) if not isinstance(value, str) else np.asarray(value)
+        if arr.dtype.name == "bfloat16":  # no safe .npz form: widened to float32, which is exact
+            arr = arr.astype(np.float32)
         if arr.dtype.kind not in "biufcU":
             raise ValueError(
                 f"inputs must be a flat mapping of arrays, numbers and strings; {key!r} is {type(value).__name__}"

@@ -367,7 +367,9 @@ def render_html(doc: Mapping[str, Any]) -> str:
     s = doc["summary"]
     parts: list[str] = []
     add = parts.append
-    add("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>Parity report</title>")
+    add(
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>Parity report</title>"
+    )
     add(f"<style>{_CSS}</style></head><body>")
     verdict = "<span class='pass'>PASSED</span>" if s["gate_passed"] else "<span class='fail'>FAILED</span>"
     add(f"<h1>Parity report: gate {verdict}</h1><p>{html.escape(_summary_line(doc))}</p>")

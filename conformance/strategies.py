@@ -108,9 +108,18 @@ def with_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
     return np.asarray(x, dtype=np.dtype(dtype))
 
 
+def is_float_array(v: Any) -> bool:
+    """A NumPy float array, ml_dtypes' bfloat16 (NumPy kind 'V') included."""
+    return isinstance(v, np.ndarray) and (v.dtype.kind == "f" or v.dtype.name == "bfloat16")
+
+
 def cast_floats(spec: dict[str, Any], dtype: str) -> dict[str, Any]:
-    """Cast every float array of a flat input mapping to ``dtype``; scalars and other values unchanged."""
-    return {
-        k: (v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v)
-        for k, v in spec.items()
-    }
+    """Cast every float array (bfloat16 included) of a flat input mapping to ``dtype``; scalars and other
+    values unchanged."""
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        target: Any = ml_dtypes.bfloat16
+    else:
+        target = dtype
+    return {k: (v.astype(target) if is_float_array(v) else v) for k, v in spec.items()}

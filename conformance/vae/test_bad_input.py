@@ -1,0 +1,178 @@
+"""Bad input to the VAE's public entry points: clear, specific errors, raised outside jitted code.
+
+Channel counts not divisible by the group count, unsupported frame counts, wrong layouts and dtypes, and
+checkpoints with missing, extra or mis-shaped tensors (listed by name), non-safetensors or corrupt files.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import implementations.vae as impl
+import reference.vae as ref
+from implementations.vae.convert import CheckpointError, abstract_model, load_model, save_safetensors
+from reference.vae.config import CogVideoXVAEConfig, VAEInputError, micro, tiny3
+
+MICRO = micro()
+
+
+@pytest.fixture(scope="module")
+def state_dict() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return ref.AutoencoderKLCogVideoX(MICRO).state_dict()
+
+
+@pytest.fixture(scope="module")
+def model(state_dict: dict[str, torch.Tensor]) -> impl.AutoencoderKLCogVideoX:
+    return load_model(impl.AutoencoderKLCogVideoX, (MICRO,), state_dict)
+
+
+# -- groups ------------------------------------------------------------------------------------------
+
+
+def test_config_channels_not_divisible_by_groups() -> None:
+    with pytest.raises(VAEInputError, match=r"not divisible by norm_num_groups=8.*GroupNorm"):
+        CogVideoXVAEConfig(
+            block_out_channels=(32, 36),
+            down_block_types=("a", "b"),
+            up_block_types=("a", "b"),
+            norm_num_groups=8,
+        )
+
+
+def test_layers_channels_not_divisible_by_groups() -> None:
+    with pytest.raises(VAEInputError, match="num_channels=10 is not divisible by num_groups=4"):
+        impl.GroupNorm(4, 10)
+    with pytest.raises(VAEInputError, match="12 channels not divisible by groups=8"):
+        abstract_model(impl.CogVideoXResnetBlock3D, 8, 12, groups=8)
+
+
+def test_config_mismatched_block_lists() -> None:
+    with pytest.raises(VAEInputError, match="same length"):
+        CogVideoXVAEConfig(block_out_channels=(32, 64), norm_num_groups=8)
+
+
+# -- frame counts, shapes, layouts, dtypes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frames", [2, 4, 8])
+def test_unsupported_frame_count(model: impl.AutoencoderKLCogVideoX, frames: int) -> None:
+    with pytest.raises(VAEInputError, match=rf"{frames} frames; this VAE supports 1 \+ 2k frames"):
+        model.encode(np.zeros((1, frames, 8, 8, 3), np.float32))
+
+
+def test_unsupported_frame_count_ratio_4() -> None:
+    cfg = tiny3()
+    assert cfg.effective_temporal_ratio == 4 and cfg.supported_frames(9) and not cfg.supported_frames(7)
+    torch_model = ref.AutoencoderKLCogVideoX(
+        micro(
+            temporal_compression_ratio=4,
+            block_out_channels=(8, 8, 8),
+            down_block_types=("a",) * 3,
+            up_block_types=("a",) * 3,
+        )
+    )
+    with pytest.raises(VAEInputError, match=r"7 frames; this VAE supports 1 \+ 4k frames"):
+        torch_model.encode(torch.zeros(1, 3, 7, 8, 8))
+
+
+def test_channel_first_input_to_the_channel_last_port(model: impl.AutoencoderKLCogVideoX) -> None:
+    with pytest.raises(VAEInputError, match="channel-first input"):
+        model.encode(np.zeros((1, 3, 9, 8, 8), np.float32))
+    with pytest.raises(VAEInputError, match="channel-first input"):
+        model.decode(np.zeros((1, 4, 3, 6, 6), np.float32))
+
+
+def test_channel_last_input_to_the_channel_first_reference() -> None:
+    torch_model = ref.AutoencoderKLCogVideoX(MICRO)
+    with pytest.raises(VAEInputError, match="channel-last input"):
+        torch_model.encode(torch.zeros(1, 9, 8, 8, 3))
+
+
+def test_wrong_rank(model: impl.AutoencoderKLCogVideoX) -> None:
+    with pytest.raises(VAEInputError, match=r"5-D \(B, T, H, W, C\)"):
+        model.encode(np.zeros((9, 8, 8, 3), np.float32))
+    conv = abstract_model(impl.CogVideoXCausalConv3d, 3, 4, 3)
+    with pytest.raises(VAEInputError, match="5-D"):
+        conv(np.zeros((9, 8, 8, 3), np.float32))
+
+
+def test_spatial_size_not_a_multiple_of_the_ratio(model: impl.AutoencoderKLCogVideoX) -> None:
+    with pytest.raises(VAEInputError, match="multiples of the spatial ratio 2"):
+        model.encode(np.zeros((1, 9, 7, 8, 3), np.float32))
+
+
+def test_integer_input(model: impl.AutoencoderKLCogVideoX) -> None:
+    with pytest.raises(VAEInputError, match="floating-point"):
+        model.encode(np.zeros((1, 9, 8, 8, 3), np.int32))
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------------
+
+
+def test_missing_tensor_is_named(state_dict: dict) -> None:
+    sd = dict(state_dict)
+    del sd["decoder.norm_out.conv_b.conv.bias"]
+    with pytest.raises(
+        CheckpointError, match=r"missing tensors \(1\): decoder.norm_out.conv_b.conv.bias"
+    ) as err:
+        load_model(impl.AutoencoderKLCogVideoX, (MICRO,), sd)
+    assert err.value.missing == ["decoder.norm_out.conv_b.conv.bias"]
+
+
+def test_unexpected_tensor_is_named(state_dict: dict) -> None:
+    sd = dict(state_dict)
+    sd["encoder.quant_conv.weight"] = torch.zeros(8, 8, 1, 1, 1)
+    with pytest.raises(CheckpointError, match=r"unexpected tensors \(1\): encoder.quant_conv.weight"):
+        load_model(impl.AutoencoderKLCogVideoX, (MICRO,), sd)
+
+
+def test_misshaped_tensor_is_named(state_dict: dict) -> None:
+    sd = dict(state_dict)
+    sd["encoder.conv_in.conv.weight"] = torch.zeros(8, 3, 3, 3, 1)
+    with pytest.raises(
+        CheckpointError,
+        match=r"mis-shaped tensor encoder.conv_in.conv.weight: checkpoint "
+        r"\(8, 3, 3, 3, 1\), model expects \(8, 3, 3, 3, 3\)",
+    ):
+        load_model(impl.AutoencoderKLCogVideoX, (MICRO,), sd)
+
+
+def test_all_problems_are_listed_together(state_dict: dict) -> None:
+    sd = dict(state_dict)
+    del sd["encoder.conv_out.conv.bias"]
+    sd["extra.weight"] = torch.zeros(1)
+    sd["decoder.conv_in.conv.bias"] = torch.zeros(3)
+    with pytest.raises(CheckpointError) as err:
+        load_model(impl.AutoencoderKLCogVideoX, (MICRO,), sd)
+    e = err.value
+    assert e.missing == ["encoder.conv_out.conv.bias"] and e.unexpected == ["extra.weight"]
+    assert [m[0] for m in e.mismatched] == ["decoder.conv_in.conv.bias"]
+
+
+def test_pickle_checkpoints_are_refused(tmp_path) -> None:
+    path = tmp_path / "vae.pt"
+    path.write_bytes(b"not read")
+    with pytest.raises(CheckpointError, match=r"only \.safetensors"):
+        load_model(impl.AutoencoderKLCogVideoX, (MICRO,), path)
+
+
+def test_corrupt_and_missing_safetensors(tmp_path, state_dict: dict) -> None:
+    good = tmp_path / "vae.safetensors"
+    save_safetensors(state_dict, good)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_model(impl.AutoencoderKLCogVideoX, (MICRO,), bad)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(impl.AutoencoderKLCogVideoX, (MICRO,), tmp_path / "absent.safetensors")
+
+
+def test_safetensors_checkpoint_loads(tmp_path, state_dict: dict) -> None:
+    path = tmp_path / "vae.safetensors"
+    save_safetensors(state_dict, path)
+    m = load_model(impl.AutoencoderKLCogVideoX, (MICRO,), path)
+    back = impl.to_torch_state_dict(m)
+    assert all(np.array_equal(back[k], v.numpy()) for k, v in state_dict.items())

@@ -1,0 +1,220 @@
+"""Properties of the VAE port beyond element parity: exact weight round trips, shape contracts, causality,
+cache shapes and chunking, diffusers' frame batches and tile plan, torch's nearest indices, and compile
+counts that do not grow with the number of frame batches or tiles."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from flax import nnx
+
+import implementations.vae as impl
+import reference.vae as ref
+from conformance import compiles, precision
+from conformance.vae.cases import MICRO, MICRO_TILED, random_state_dict
+from implementations.vae.convert import abstract_model, load_model, to_torch_state_dict
+from implementations.vae.layers import nearest_indices
+from implementations.vae.model import apply_module
+from reference.vae.config import CogVideoXVAEConfig, tiny2, tiny3
+
+
+@pytest.fixture(autouse=True)
+def _policy() -> None:
+    precision.apply()
+
+
+# -- weight conversion -----------------------------------------------------------------------------------------
+
+
+def test_round_trip_is_exact_and_every_tensor_is_used() -> None:
+    torch.manual_seed(0)
+    sd = ref.AutoencoderKLCogVideoX(tiny2()).state_dict()
+    model = load_model(impl.AutoencoderKLCogVideoX, (tiny2(),), sd)
+    back = to_torch_state_dict(model)
+    assert sorted(back) == sorted(sd)
+    for k, v in sd.items():
+        assert back[k].dtype == np.float32 and np.array_equal(back[k], v.numpy()), k
+    # and NNX -> torch -> NNX
+    again = to_torch_state_dict(load_model(impl.AutoencoderKLCogVideoX, (tiny2(),), back))
+    assert all(np.array_equal(again[k], back[k]) for k in back)
+
+
+def test_state_dict_keys_are_diffusers_keys() -> None:
+    keys = set(ref.AutoencoderKLCogVideoX(CogVideoXVAEConfig()).state_dict())
+    for k in (
+        "encoder.conv_in.conv.weight",
+        "encoder.down_blocks.0.resnets.0.norm1.weight",
+        "encoder.down_blocks.0.downsamplers.0.conv.weight",
+        "encoder.down_blocks.1.resnets.0.conv_shortcut.weight",
+        "decoder.mid_block.resnets.0.norm1.norm_layer.weight",
+        "decoder.mid_block.resnets.0.norm1.conv_y.conv.weight",
+        "decoder.up_blocks.0.upsamplers.0.conv.weight",
+        "decoder.norm_out.conv_b.conv.bias",
+        "decoder.conv_out.conv.weight",
+    ):
+        assert k in keys, k
+    assert not any("temb_proj" in k for k in keys)  # the VAE passes temb_channels=0
+    from implementations.vae.convert import param_paths
+
+    nnx_keys = set(param_paths(abstract_model(impl.AutoencoderKLCogVideoX, CogVideoXVAEConfig())))
+    assert nnx_keys == keys  # the default (2B) layout converts without renaming
+
+
+def test_linear_and_conv2d_transposes() -> None:
+    ctor_args = (8, 16)
+    block = ref.CogVideoXResnetBlock3D(*ctor_args, temb_channels=12, groups=4).double()
+    sd = block.state_dict()
+    assert sd["temb_proj.weight"].shape == (16, 12)
+    m = load_model(impl.CogVideoXResnetBlock3D, ctor_args, sd, temb_channels=12, groups=4)
+    np.testing.assert_array_equal(
+        np.asarray(m.temb_proj.kernel[...]), sd["temb_proj.weight"].numpy().T.astype(np.float32)
+    )
+    down = ref.CogVideoXDownsample3D(8, 4)
+    md = load_model(impl.CogVideoXDownsample3D, (8, 4), down.state_dict())
+    np.testing.assert_array_equal(
+        np.asarray(md.conv.kernel[...]), down.state_dict()["conv.weight"].numpy().transpose(2, 3, 1, 0)
+    )
+
+
+# -- shapes ------------------------------------------------------------------------------------------------------
+
+
+def _shape(cls, cfg, x_shape):
+    model = abstract_model(cls, cfg)
+    graphdef, state = nnx.split(model)
+    params = nnx.to_pure_dict(state)
+    out = jax.eval_shape(
+        lambda p, x: apply_module(graphdef, p, x)[0], params, jax.ShapeDtypeStruct(x_shape, jnp.float32)
+    )
+    return out.shape
+
+
+@pytest.mark.parametrize(("cfg", "latent"), [(tiny2(), (1, 5, 16, 16, 8)), (tiny3(), (1, 3, 8, 8, 8))])
+def test_shape_contract(cfg: CogVideoXVAEConfig, latent: tuple[int, ...]) -> None:
+    assert _shape(impl.CogVideoXEncoder3D, cfg, (1, 9, 32, 32, 3)) == latent
+    assert _shape(impl.CogVideoXDecoder3D, cfg, (*latent[:-1], 4)) == (1, 9, 32, 32, 3)
+    assert (
+        cfg.latent_frames(9) == latent[1] and cfg.latent_frames(49) == 1 + 48 // cfg.effective_temporal_ratio
+    )
+
+
+def test_tiny2_ratio_disagrees_with_the_block_count() -> None:
+    """The spec's pitfall 10: with two blocks only block 0 can compress time, whatever the ratio says."""
+    assert tiny2(temporal_compression_ratio=4).effective_temporal_ratio == 2
+    assert CogVideoXVAEConfig().effective_temporal_ratio == 4 and CogVideoXVAEConfig().supported_frames(49)
+
+
+# -- causality and caches ----------------------------------------------------------------------------------------
+
+
+def test_causal_conv_ignores_later_frames_and_caches_two_frames() -> None:
+    conv_t = ref.CogVideoXCausalConv3d(4, 6, 3, pad_mode="first").double()
+    conv = load_model(impl.CogVideoXCausalConv3d, (4, 6, 3), conv_t.state_dict(), pad_mode="first")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 7, 6, 6, 4)).astype(np.float32)
+    y = x.copy()
+    y[:, 4:] += 5.0
+    ox, cache = conv(jnp.asarray(x))
+    oy, _ = conv(jnp.asarray(y))
+    np.testing.assert_array_equal(np.asarray(ox[:, :4]), np.asarray(oy[:, :4]))
+    assert not np.allclose(np.asarray(ox[:, 4:]), np.asarray(oy[:, 4:]))
+    assert cache.shape == (2, 2, 6, 6, 4)
+    _, tcache = conv_t(torch.from_numpy(np.moveaxis(x, -1, 1)).double())
+    assert tuple(tcache.shape) == (2, 4, 2, 6, 6)  # (B, C_in, 2, H, W)
+    one = load_model(impl.CogVideoXCausalConv3d, (4, 6, 1), ref.CogVideoXCausalConv3d(4, 6, 1).state_dict())
+    assert one(jnp.asarray(x))[1] is None  # torch keeps the whole input: None here, or jit would retrace
+
+
+def test_reference_chunked_equals_one_shot() -> None:
+    torch.manual_seed(0)
+    conv = ref.CogVideoXCausalConv3d(3, 5, 3, pad_mode="first").double()
+    x = torch.randn(1, 3, 9, 5, 5, dtype=torch.float64)
+    whole, _ = conv(x)
+    cache, parts = None, []
+    for a, b in ((0, 1), (1, 4), (4, 9)):
+        out, cache = conv(x[:, :, a:b], conv_cache=cache)
+        parts.append(out)
+    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=0, atol=1e-12)
+
+
+# -- frame batches, tiles, nearest -------------------------------------------------------------------------------
+
+
+def test_frame_batches_absorb_the_remainder_first() -> None:
+    assert ref.frame_batches(49, 8)[:3] == [(0, 9), (9, 17), (17, 25)] and ref.frame_batches(49, 8)[-1] == (
+        41,
+        49,
+    )
+    assert ref.frame_batches(13, 2)[:2] == [(0, 3), (3, 5)] and len(ref.frame_batches(13, 2)) == 6
+    assert ref.frame_batches(5, 8) == [(0, 5)]  # diffusers slices [0:13], which clamps to the 5 frames
+
+
+def test_tile_plan_truncations_match_diffusers() -> None:
+    cfg = CogVideoXVAEConfig()
+    dec = ref.tile_plan(cfg, decode=True)
+    assert (dec["tile_h"], dec["tile_w"], dec["stride_h"], dec["stride_w"]) == (30, 45, 25, 36)
+    assert (dec["blend_h"], dec["blend_w"], dec["crop_h"], dec["crop_w"]) == (40, 72, 200, 288)
+    enc = ref.tile_plan(cfg, decode=False)
+    assert (
+        enc["stride_h"],
+        enc["stride_w"],
+        enc["blend_h"],
+        enc["blend_w"],
+        enc["crop_h"],
+        enc["crop_w"],
+    ) == (200, 288, 5, 9, 25, 36)
+
+
+@pytest.mark.parametrize("n_in", [1, 2, 3, 4, 5, 7, 9, 13])
+def test_nearest_indices_are_torch_legacy_nearest(n_in: int) -> None:
+    for n_out in range(1, 40):
+        x = torch.arange(n_in, dtype=torch.float64)[None, None, :, None]
+        want = F.interpolate(x, size=(n_out, 1))[0, 0, :, 0].numpy().astype(int)
+        np.testing.assert_array_equal(nearest_indices(n_in, n_out), want, err_msg=f"{n_in} -> {n_out}")
+
+
+# -- compile counts ---------------------------------------------------------------------------------------------
+
+
+def _micro_model(cfg: CogVideoXVAEConfig, tiling: bool) -> impl.AutoencoderKLCogVideoX:
+    ctor = ("AutoencoderKLCogVideoX", (cfg,), ())
+    m = load_model(
+        impl.AutoencoderKLCogVideoX, (cfg,), random_state_dict(ctor, 3, "float32"), dtype=np.float32
+    )
+    if tiling:
+        m.enable_tiling()
+    return m
+
+
+def test_compiles_do_not_grow_with_frame_batches() -> None:
+    m = _micro_model(MICRO, False)
+    rng = np.random.default_rng(0)
+    m.encode(rng.standard_normal((1, 17, 8, 8, 3)).astype(np.float32))  # batches of 9 and 8 frames
+    with compiles.counting() as c:
+        out = jax.block_until_ready(m.encode(rng.standard_normal((1, 41, 8, 8, 3)).astype(np.float32)))
+    assert out.shape == (1, 21, 4, 4, 8) and c.compiles == 0, c
+
+
+def test_compiles_do_not_grow_with_tiles() -> None:
+    m = _micro_model(MICRO_TILED, True)
+    rng = np.random.default_rng(0)
+    m.decode(
+        rng.standard_normal((1, 3, 16, 16, 4)).astype(np.float32)
+    )  # 2 x 2 tiles: 12/6 rows, 12/7 columns
+    with compiles.counting() as c:
+        out = jax.block_until_ready(
+            m.decode(rng.standard_normal((1, 3, 26, 25, 4)).astype(np.float32))
+        )  # 3 x 3
+    assert out.shape == (1, 5, 52, 54, 3) and c.compiles == 0, c
+
+
+def test_tiled_equals_untiled_when_a_single_tile_covers_the_input() -> None:
+    m = _micro_model(MICRO_TILED, True)
+    z = np.random.default_rng(1).standard_normal((1, 3, 12, 12, 4)).astype(np.float32)
+    tiled = np.asarray(m.decode(z))
+    m.disable_tiling()
+    np.testing.assert_array_equal(tiled, np.asarray(m.decode(z)))

@@ -1,0 +1,602 @@
+"""Flax NNX twins of the CogVideoX VAE layers in `reference.vae.layers` (same class names, constructor
+arguments and parameter paths; ``rngs`` is an optional keyword).
+
+Channel-last (B, T, H, W, C); every convolution pads explicitly and runs VALID; GroupNorm computes its
+statistics in at least float32 with a two-float mean (hi + lo) and a two-pass variance, so offset-mean,
+small-spread activations keep full precision; caches are explicit pytrees (dicts keyed as diffusers keys
+them, ``None`` for 1x1x1 convolutions, whose torch cache is the whole input and would retrace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from reference.vae.config import VAEInputError
+
+# -- intermediate capture (for the divergence localizer; eager runs only) --------------------------------
+
+_CAPTURE: list[dict[int, Any]] = []
+
+
+@contextlib.contextmanager
+def capturing() -> Iterator[dict[int, Any]]:
+    """Record every layer's output, keyed by ``id(module)`` (map to names with `module_names`)."""
+    store: dict[int, Any] = {}
+    _CAPTURE.append(store)
+    try:
+        yield store
+    finally:
+        _CAPTURE.pop()
+
+
+def _record(module: Any, out: Any) -> None:
+    if _CAPTURE:
+        _CAPTURE[-1][id(module)] = out
+
+
+def module_names(model: nnx.Module) -> dict[int, str]:
+    """``id(submodule) -> dotted path`` (the torch module name)."""
+    out = {}
+    for path, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.Module) and path and not any(str(p).startswith("_") for p in path):
+            out[id(node)] = ".".join(str(p) for p in path)
+    return out
+
+
+def _rngs(rngs: nnx.Rngs | None) -> nnx.Rngs:
+    return rngs if rngs is not None else nnx.Rngs(0)
+
+
+def _compute_dtype(dtype: Any) -> Any:
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def _check_5d(x: Any, channels: int, where: str) -> None:
+    shape = tuple(np.shape(x))
+    if len(shape) != 5:
+        raise VAEInputError(f"{where}: expected a 5-D (B, T, H, W, C) array, got shape {shape}")
+    if shape[-1] != channels:
+        raise VAEInputError(
+            f"{where}: expected {channels} channels on the last axis of (B, T, H, W, C), got shape {shape} "
+            "(channel-first input? the NNX port is channel-last)"
+        )
+
+
+def silu(x: jax.Array) -> jax.Array:
+    return x * jax.nn.sigmoid(x)
+
+
+# -- GroupNorm -----------------------------------------------------------------------------------------
+
+
+def group_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, num_groups: int, eps: float) -> jax.Array:
+    """torch.nn.GroupNorm on channel-last input: contiguous channel groups, statistics over (T, H, W, C/G).
+
+    The mean is kept as two floats (hi = mean(x), lo = mean(x - hi)) and the variance is the second pass
+    mean((x - hi - lo)^2), all in at least float32; E[x^2] - E[x]^2 loses everything for offset means.
+    """
+    dtype = x.dtype
+    ct = _compute_dtype(dtype)
+    b, c = x.shape[0], x.shape[-1]
+    xg = x.astype(ct).reshape(b, -1, num_groups, c // num_groups)
+    hi = jnp.mean(xg, axis=(1, 3), keepdims=True)
+    d = xg - hi
+    lo = jnp.mean(d, axis=(1, 3), keepdims=True)
+    d = d - lo
+    var = jnp.mean(d * d, axis=(1, 3), keepdims=True)
+    y = (d * jax.lax.rsqrt(var + jnp.asarray(eps, ct))).reshape(x.shape)
+    return (y * scale.astype(ct) + bias.astype(ct)).astype(dtype)
+
+
+class GroupNorm(nnx.Module):
+    """torch.nn.GroupNorm(num_groups, num_channels, eps, affine=True); parameters ``scale`` and ``bias``."""
+
+    def __init__(
+        self, num_groups: int, num_channels: int, eps: float = 1e-5, *, rngs: nnx.Rngs | None = None
+    ):
+        if num_channels % num_groups:
+            raise VAEInputError(
+                f"GroupNorm: num_channels={num_channels} is not divisible by num_groups={num_groups}"
+            )
+        self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+        self.scale = nnx.Param(jnp.ones((num_channels,), jnp.float32))
+        self.bias = nnx.Param(jnp.zeros((num_channels,), jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.shape[-1] != self.num_channels:
+            raise VAEInputError(f"GroupNorm: expected {self.num_channels} channels last, got shape {x.shape}")
+        out = group_norm(x, self.scale[...], self.bias[...], self.num_groups, self.eps)
+        _record(self, out)
+        return out
+
+
+# -- convolutions ----------------------------------------------------------------------------------------
+
+
+def _conv(
+    rngs: nnx.Rngs, cin: int, cout: int, kernel: tuple[int, ...], strides: Any = 1, dilation: Any = 1
+) -> nnx.Conv:
+    return nnx.Conv(cin, cout, kernel, strides=strides, kernel_dilation=dilation, padding="VALID", rngs=rngs)
+
+
+class CogVideoXSafeConv3d(nnx.Module):
+    """A plain 3-D convolution with ``kernel`` (kt, kh, kw, I, O) and ``bias``, VALID, no padding.
+
+    (The torch twin splits > 2 GiB inputs along time; XLA needs no such split, and the result is the same.)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any = 1,
+        stride: Any = 1,
+        padding: int = 0,
+        *,
+        rngs: nnx.Rngs | None = None,
+    ):
+        k = (kernel_size,) * 3 if isinstance(kernel_size, int) else tuple(kernel_size)
+        if padding:
+            raise VAEInputError("CogVideoXSafeConv3d: only padding=0 is supported in the port")
+        s = (stride,) * 3 if isinstance(stride, int) else tuple(stride)
+        self.in_channels = in_channels
+        self.kernel = nnx.Param(jnp.zeros((*k, in_channels, out_channels), jnp.float32))
+        self.bias = nnx.Param(jnp.zeros((out_channels,), jnp.float32))
+        self.strides = s
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.kernel[...]
+        dt = jnp.promote_types(x.dtype, kernel.dtype)
+        out = jax.lax.conv_general_dilated(
+            x.astype(dt),
+            kernel.astype(dt),
+            self.strides,
+            "VALID",
+            dimension_numbers=("NTHWC", "THWIO", "NTHWC"),
+        )
+        out = out + self.bias[...].astype(dt)
+        _record(self, out)
+        return out
+
+
+class CogVideoXCausalConv3d(nnx.Module):
+    """Causal 3-D convolution. ``__call__(x, conv_cache=None) -> (out, cache)``.
+
+    ``pad_mode == "replicate"``: edge padding (k_t - 1 frames in front, H/W symmetric), cache ``None``.
+    Otherwise time is padded in front with the cache, or k_t - 1 copies of frame 0; H is zero-padded by
+    the width pad and W by the height pad (diffusers' swapped Conv3d padding slots); the cache is the last
+    k_t - 1 frames of the time-padded input (``None`` when k_t == 1).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        dilation: int = 1,
+        pad_mode: str = "constant",
+        *,
+        rngs: nnx.Rngs | None = None,
+    ):
+        k = (kernel_size,) * 3 if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.pad_mode = pad_mode
+        self.time_kernel_size = k[0]
+        self.time_pad = k[0] - 1
+        self.height_pad = (k[1] - 1) // 2
+        self.width_pad = (k[2] - 1) // 2
+        stride = stride if isinstance(stride, tuple) else (stride, 1, 1)
+        self.conv = _conv(_rngs(rngs), in_channels, out_channels, k, stride, (dilation, 1, 1))
+
+    def __call__(
+        self, x: jax.Array, conv_cache: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array | None]:
+        if x.ndim != 5 or x.shape[-1] != self.in_channels:
+            _check_5d(x, self.in_channels, type(self).__name__)
+        kt = self.time_kernel_size
+        if self.pad_mode == "replicate":
+            x = jnp.pad(
+                x,
+                ((0, 0), (self.time_pad, 0), (self.height_pad,) * 2, (self.width_pad,) * 2, (0, 0)),
+                mode="edge",
+            )
+            cache = None
+        else:
+            if kt > 1:
+                front = conv_cache if conv_cache is not None else jnp.repeat(x[:, :1], kt - 1, axis=1)
+                x = jnp.concatenate([front.astype(x.dtype), x], axis=1)
+                cache = x[:, -(kt - 1) :]
+            else:
+                cache = None
+            x = jnp.pad(x, ((0, 0), (0, 0), (self.width_pad,) * 2, (self.height_pad,) * 2, (0, 0)))
+        out = self.conv(x)
+        _record(self, out)
+        return out, cache
+
+
+# -- nearest resize with torch's legacy index rule --------------------------------------------------------
+
+
+def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
+    """torch's ``nearest`` source indices: identity, ``i >> 1`` for exactly 2x, else floor(i * (float)in/out)."""
+    i = np.arange(out_size)
+    if out_size == in_size:
+        return i
+    if out_size == 2 * in_size:
+        return i >> 1
+    scale = np.float32(in_size) / np.float32(out_size)
+    return np.minimum(np.floor(i.astype(np.float32) * scale).astype(np.int64), in_size - 1)
+
+
+def resize_nearest(x: jax.Array, size: tuple[int, int, int]) -> jax.Array:
+    """``F.interpolate(x, size)`` (nearest) over the (T, H, W) axes of a channel-last array: a static gather."""
+    for axis, n in zip((1, 2, 3), size, strict=True):
+        if x.shape[axis] != n:
+            x = jnp.take(x, jnp.asarray(nearest_indices(x.shape[axis], n)), axis=axis)
+    return x
+
+
+class CogVideoXSpatialNorm3D(nnx.Module):
+    def __init__(self, f_channels: int, zq_channels: int, groups: int = 32, *, rngs: nnx.Rngs | None = None):
+        rngs = _rngs(rngs)
+        self.norm_layer = GroupNorm(groups, f_channels, eps=1e-6)
+        self.conv_y = CogVideoXCausalConv3d(zq_channels, f_channels, kernel_size=1, stride=1, rngs=rngs)
+        self.conv_b = CogVideoXCausalConv3d(zq_channels, f_channels, kernel_size=1, stride=1, rngs=rngs)
+
+    def __call__(self, f: jax.Array, zq: jax.Array, conv_cache: dict | None = None) -> tuple[jax.Array, dict]:
+        conv_cache = conv_cache or {}
+        t, h, w = f.shape[1:4]
+        if t > 1 and t % 2 == 1:
+            z_first = resize_nearest(zq[:, :1], (1, h, w))
+            z_rest = resize_nearest(zq[:, 1:], (t - 1, h, w))
+            zq = jnp.concatenate([z_first, z_rest], axis=1)
+        else:
+            zq = resize_nearest(zq, (t, h, w))
+        new_cache = {}
+        conv_y, new_cache["conv_y"] = self.conv_y(zq, conv_cache.get("conv_y"))
+        conv_b, new_cache["conv_b"] = self.conv_b(zq, conv_cache.get("conv_b"))
+        out = self.norm_layer(f) * conv_y + conv_b
+        _record(self, out)
+        return out, new_cache
+
+
+class CogVideoXResnetBlock3D(nnx.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        dropout: float = 0.0,
+        temb_channels: int = 512,
+        groups: int = 32,
+        eps: float = 1e-6,
+        non_linearity: str = "swish",
+        conv_shortcut: bool = False,
+        spatial_norm_dim: int | None = None,
+        pad_mode: str = "first",
+        *,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = _rngs(rngs)
+        out_channels = out_channels or in_channels
+        for ch in (in_channels, out_channels):
+            if ch % groups:
+                raise VAEInputError(f"CogVideoXResnetBlock3D: {ch} channels not divisible by groups={groups}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.use_conv_shortcut = conv_shortcut
+        self.spatial_norm_dim = spatial_norm_dim
+        if spatial_norm_dim is None:
+            self.norm1 = GroupNorm(groups, in_channels, eps)
+            self.norm2 = GroupNorm(groups, out_channels, eps)
+        else:
+            self.norm1 = CogVideoXSpatialNorm3D(in_channels, spatial_norm_dim, groups, rngs=rngs)
+            self.norm2 = CogVideoXSpatialNorm3D(out_channels, spatial_norm_dim, groups, rngs=rngs)
+        self.conv1 = CogVideoXCausalConv3d(in_channels, out_channels, 3, pad_mode=pad_mode, rngs=rngs)
+        self.temb_proj = nnx.Linear(temb_channels, out_channels, rngs=rngs) if temb_channels > 0 else None
+        self.conv2 = CogVideoXCausalConv3d(out_channels, out_channels, 3, pad_mode=pad_mode, rngs=rngs)
+        shortcut = None
+        if in_channels != out_channels:
+            if conv_shortcut:
+                shortcut = CogVideoXCausalConv3d(in_channels, out_channels, 3, pad_mode=pad_mode, rngs=rngs)
+            else:
+                shortcut = CogVideoXSafeConv3d(in_channels, out_channels, 1, rngs=rngs)
+        self.conv_shortcut = shortcut
+
+    def __call__(
+        self,
+        inputs: jax.Array,
+        temb: jax.Array | None = None,
+        zq: jax.Array | None = None,
+        conv_cache: dict | None = None,
+    ) -> tuple[jax.Array, dict]:
+        conv_cache = conv_cache or {}
+        new_cache: dict = {}
+        h = inputs
+        if zq is not None:
+            h, new_cache["norm1"] = self.norm1(h, zq, conv_cache.get("norm1"))
+        else:
+            h = self.norm1(h)
+        h = silu(h)
+        h, new_cache["conv1"] = self.conv1(h, conv_cache.get("conv1"))
+        if temb is not None:
+            h = h + self.temb_proj(silu(temb))[:, None, None, None, :]
+        if zq is not None:
+            h, new_cache["norm2"] = self.norm2(h, zq, conv_cache.get("norm2"))
+        else:
+            h = self.norm2(h)
+        h = silu(h)
+        h, new_cache["conv2"] = self.conv2(h, conv_cache.get("conv2"))
+        if self.in_channels != self.out_channels:
+            if self.use_conv_shortcut:
+                inputs, new_cache["conv_shortcut"] = self.conv_shortcut(
+                    inputs, conv_cache.get("conv_shortcut")
+                )
+            else:
+                inputs = self.conv_shortcut(inputs)
+        out = h + inputs
+        _record(self, out)
+        return out, new_cache
+
+
+def _per_frame_conv2d(conv: nnx.Conv, x: jax.Array) -> jax.Array:
+    b, t = x.shape[:2]
+    y = conv(x.reshape(b * t, *x.shape[2:]))
+    return y.reshape(b, t, *y.shape[1:])
+
+
+def compress_time_avg(x: jax.Array) -> jax.Array:
+    """avg_pool1d(2, 2) over time on (B, T, H, W, C); odd T keeps frame 0 apart. The pool acts on time
+    only: the torch permute to (B, H, W, C, T) is a transpose here, never a bare reshape."""
+    b, t = x.shape[:2]
+    if t % 2 == 1:
+        rest = x[:, 1:]
+        if rest.shape[1] > 0:
+            rest = rest.reshape(b, rest.shape[1] // 2, 2, *x.shape[2:]).sum(axis=2) / 2
+        return jnp.concatenate([x[:, :1], rest], axis=1)
+    return x.reshape(b, t // 2, 2, *x.shape[2:]).sum(axis=2) / 2
+
+
+class CogVideoXDownsample3D(nnx.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 2,
+        padding: int = 0,
+        compress_time: bool = False,
+        *,
+        rngs: nnx.Rngs | None = None,
+    ):
+        self.padding = padding
+        self.compress_time = compress_time
+        self.conv = _conv(
+            _rngs(rngs), in_channels, out_channels, (kernel_size, kernel_size), (stride, stride)
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.compress_time:
+            x = compress_time_avg(x)
+        p = self.padding
+        x = jnp.pad(x, ((0, 0), (0, 0), (p, p + 1), (p, p + 1), (0, 0)))
+        out = _per_frame_conv2d(self.conv, x)
+        _record(self, out)
+        return out
+
+
+def _up2(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    for a in axes:
+        x = jnp.repeat(x, 2, axis=a)
+    return x
+
+
+class CogVideoXUpsample3D(nnx.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        compress_time: bool = False,
+        *,
+        rngs: nnx.Rngs | None = None,
+    ):
+        self.padding = padding
+        self.compress_time = compress_time
+        self.conv = _conv(
+            _rngs(rngs), in_channels, out_channels, (kernel_size, kernel_size), (stride, stride)
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        t = x.shape[1]
+        if self.compress_time and t > 1 and t % 2 == 1:
+            x = jnp.concatenate([_up2(x[:, :1], (2, 3)), _up2(x[:, 1:], (1, 2, 3))], axis=1)
+        elif self.compress_time and t > 1:
+            x = _up2(x, (1, 2, 3))
+        else:  # per frame, and T == 1 with compress_time: spatial only, T stays 1
+            x = _up2(x, (2, 3))
+        p = self.padding
+        x = jnp.pad(x, ((0, 0), (0, 0), (p, p), (p, p), (0, 0)))
+        out = _per_frame_conv2d(self.conv, x)
+        _record(self, out)
+        return out
+
+
+class _ResnetStack(nnx.Module):
+    def _run(self, h, temb, zq, conv_cache):
+        conv_cache = conv_cache or {}
+        new_cache = {}
+        for i, resnet in enumerate(self.resnets):
+            key = f"resnet_{i}"
+            h, new_cache[key] = resnet(h, temb, zq, conv_cache.get(key))
+        return h, new_cache
+
+
+class CogVideoXDownBlock3D(_ResnetStack):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        temb_channels: int,
+        dropout: float = 0.0,
+        num_layers: int = 1,
+        resnet_eps: float = 1e-6,
+        resnet_act_fn: str = "swish",
+        resnet_groups: int = 32,
+        add_downsample: bool = True,
+        downsample_padding: int = 0,
+        compress_time: bool = False,
+        pad_mode: str = "first",
+        *,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = _rngs(rngs)
+        self.resnets = nnx.List(
+            [
+                CogVideoXResnetBlock3D(
+                    in_channels if i == 0 else out_channels,
+                    out_channels,
+                    dropout,
+                    temb_channels,
+                    resnet_groups,
+                    resnet_eps,
+                    resnet_act_fn,
+                    pad_mode=pad_mode,
+                    rngs=rngs,
+                )
+                for i in range(num_layers)
+            ]
+        )
+        self.downsamplers = (
+            nnx.List(
+                [
+                    CogVideoXDownsample3D(
+                        out_channels,
+                        out_channels,
+                        padding=downsample_padding,
+                        compress_time=compress_time,
+                        rngs=rngs,
+                    )
+                ]
+            )
+            if add_downsample
+            else None
+        )
+
+    def __call__(self, hidden_states, temb=None, zq=None, conv_cache=None):
+        h, new_cache = self._run(hidden_states, temb, zq, conv_cache)
+        if self.downsamplers is not None:
+            for d in self.downsamplers:
+                h = d(h)
+        _record(self, h)
+        return h, new_cache
+
+
+class CogVideoXMidBlock3D(_ResnetStack):
+    def __init__(
+        self,
+        in_channels: int,
+        temb_channels: int,
+        dropout: float = 0.0,
+        num_layers: int = 1,
+        resnet_eps: float = 1e-6,
+        resnet_act_fn: str = "swish",
+        resnet_groups: int = 32,
+        spatial_norm_dim: int | None = None,
+        pad_mode: str = "first",
+        *,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = _rngs(rngs)
+        self.resnets = nnx.List(
+            [
+                CogVideoXResnetBlock3D(
+                    in_channels,
+                    in_channels,
+                    dropout,
+                    temb_channels,
+                    resnet_groups,
+                    resnet_eps,
+                    resnet_act_fn,
+                    spatial_norm_dim=spatial_norm_dim,
+                    pad_mode=pad_mode,
+                    rngs=rngs,
+                )
+                for _ in range(num_layers)
+            ]
+        )
+
+    def __call__(self, hidden_states, temb=None, zq=None, conv_cache=None):
+        h, new_cache = self._run(hidden_states, temb, zq, conv_cache)
+        _record(self, h)
+        return h, new_cache
+
+
+class CogVideoXUpBlock3D(_ResnetStack):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        temb_channels: int,
+        dropout: float = 0.0,
+        num_layers: int = 1,
+        resnet_eps: float = 1e-6,
+        resnet_act_fn: str = "swish",
+        resnet_groups: int = 32,
+        spatial_norm_dim: int = 16,
+        add_upsample: bool = True,
+        upsample_padding: int = 1,
+        compress_time: bool = False,
+        pad_mode: str = "first",
+        *,
+        rngs: nnx.Rngs | None = None,
+    ):
+        rngs = _rngs(rngs)
+        self.resnets = nnx.List(
+            [
+                CogVideoXResnetBlock3D(
+                    in_channels if i == 0 else out_channels,
+                    out_channels,
+                    dropout,
+                    temb_channels,
+                    resnet_groups,
+                    resnet_eps,
+                    resnet_act_fn,
+                    spatial_norm_dim=spatial_norm_dim,
+                    pad_mode=pad_mode,
+                    rngs=rngs,
+                )
+                for i in range(num_layers)
+            ]
+        )
+        self.upsamplers = (
+            nnx.List(
+                [
+                    CogVideoXUpsample3D(
+                        out_channels,
+                        out_channels,
+                        padding=upsample_padding,
+                        compress_time=compress_time,
+                        rngs=rngs,
+                    )
+                ]
+            )
+            if add_upsample
+            else None
+        )
+
+    def __call__(self, hidden_states, temb=None, zq=None, conv_cache=None):
+        h, new_cache = self._run(hidden_states, temb, zq, conv_cache)
+        if self.upsamplers is not None:
+            for u in self.upsamplers:
+                h = u(h)
+        _record(self, h)
+        return h, new_cache

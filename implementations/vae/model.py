@@ -1,0 +1,318 @@
+"""Flax NNX twins of `reference.vae.model`: `CogVideoXEncoder3D`, `CogVideoXDecoder3D` and
+`AutoencoderKLCogVideoX` (channel-last), with frame-batched and tiled encode/decode.
+
+One frame batch (or one tile's frame batch) is one call of a jitted function cached at module level by
+the static graph definition, so compile time depends on the number of distinct chunk shapes (at most
+two frame-batch lengths, times at most four tile shapes), never on the number of frame batches or tiles.
+Tile blending reproduces diffusers' in-place ``blend_v``/``blend_h`` by writing blended tiles back.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from implementations.vae.layers import (
+    CogVideoXCausalConv3d,
+    CogVideoXDownBlock3D,
+    CogVideoXMidBlock3D,
+    CogVideoXSpatialNorm3D,
+    CogVideoXUpBlock3D,
+    GroupNorm,
+    _check_5d,
+    _record,
+    _rngs,
+    silu,
+)
+from reference.vae.config import CogVideoXVAEConfig, VAEInputError
+from reference.vae.model import frame_batches, tile_plan
+
+
+class CogVideoXEncoder3D(nnx.Module):
+    def __init__(self, config: CogVideoXVAEConfig, *, rngs: nnx.Rngs | None = None):
+        rngs = _rngs(rngs)
+        c = config
+        boc = c.block_out_channels
+        self.conv_in = CogVideoXCausalConv3d(c.in_channels, boc[0], 3, pad_mode="first", rngs=rngs)
+        blocks = []
+        output_channel = boc[0]
+        for i in range(len(c.down_block_types)):
+            input_channel, output_channel = output_channel, boc[i]
+            blocks.append(
+                CogVideoXDownBlock3D(
+                    input_channel,
+                    output_channel,
+                    0,
+                    num_layers=c.layers_per_block,
+                    resnet_eps=c.norm_eps,
+                    resnet_act_fn=c.act_fn,
+                    resnet_groups=c.norm_num_groups,
+                    add_downsample=i != len(boc) - 1,
+                    compress_time=i < c.temporal_compress_level,
+                    rngs=rngs,
+                )
+            )
+        self.down_blocks = nnx.List(blocks)
+        self.mid_block = CogVideoXMidBlock3D(
+            boc[-1],
+            0,
+            num_layers=2,
+            resnet_eps=c.norm_eps,
+            resnet_act_fn=c.act_fn,
+            resnet_groups=c.norm_num_groups,
+            rngs=rngs,
+        )
+        self.norm_out = GroupNorm(c.norm_num_groups, boc[-1], eps=1e-6)
+        self.conv_out = CogVideoXCausalConv3d(boc[-1], 2 * c.latent_channels, 3, pad_mode="first", rngs=rngs)
+
+    def __call__(self, sample, temb=None, conv_cache=None):
+        conv_cache = conv_cache or {}
+        new: dict[str, Any] = {}
+        h, new["conv_in"] = self.conv_in(sample, conv_cache.get("conv_in"))
+        for i, block in enumerate(self.down_blocks):
+            key = f"down_block_{i}"
+            h, new[key] = block(h, temb, None, conv_cache.get(key))
+        h, new["mid_block"] = self.mid_block(h, temb, None, conv_cache.get("mid_block"))
+        h = silu(self.norm_out(h))
+        h, new["conv_out"] = self.conv_out(h, conv_cache.get("conv_out"))
+        _record(self, h)
+        return h, new
+
+
+class CogVideoXDecoder3D(nnx.Module):
+    def __init__(self, config: CogVideoXVAEConfig, *, rngs: nnx.Rngs | None = None):
+        rngs = _rngs(rngs)
+        c = config
+        rev = list(reversed(c.block_out_channels))
+        zc = c.latent_channels
+        self.conv_in = CogVideoXCausalConv3d(zc, rev[0], 3, pad_mode="first", rngs=rngs)
+        self.mid_block = CogVideoXMidBlock3D(
+            rev[0],
+            0,
+            num_layers=2,
+            resnet_eps=c.norm_eps,
+            resnet_act_fn=c.act_fn,
+            resnet_groups=c.norm_num_groups,
+            spatial_norm_dim=zc,
+            rngs=rngs,
+        )
+        blocks = []
+        output_channel = rev[0]
+        for i in range(len(c.up_block_types)):
+            prev, output_channel = output_channel, rev[i]
+            blocks.append(
+                CogVideoXUpBlock3D(
+                    prev,
+                    output_channel,
+                    0,
+                    num_layers=c.layers_per_block + 1,
+                    resnet_eps=c.norm_eps,
+                    resnet_act_fn=c.act_fn,
+                    resnet_groups=c.norm_num_groups,
+                    spatial_norm_dim=zc,
+                    add_upsample=i != len(rev) - 1,
+                    compress_time=i < c.temporal_compress_level,
+                    rngs=rngs,
+                )
+            )
+        self.up_blocks = nnx.List(blocks)
+        self.norm_out = CogVideoXSpatialNorm3D(rev[-1], zc, groups=c.norm_num_groups, rngs=rngs)
+        self.conv_out = CogVideoXCausalConv3d(rev[-1], c.out_channels, 3, pad_mode="first", rngs=rngs)
+
+    def __call__(self, sample, temb=None, conv_cache=None):
+        conv_cache = conv_cache or {}
+        new: dict[str, Any] = {}
+        h, new["conv_in"] = self.conv_in(sample, conv_cache.get("conv_in"))
+        h, new["mid_block"] = self.mid_block(h, temb, sample, conv_cache.get("mid_block"))
+        for i, block in enumerate(self.up_blocks):
+            key = f"up_block_{i}"
+            h, new[key] = block(h, temb, sample, conv_cache.get(key))
+        h, new["norm_out"] = self.norm_out(h, sample, conv_cache.get("norm_out"))
+        h = silu(h)
+        h, new["conv_out"] = self.conv_out(h, conv_cache.get("conv_out"))
+        _record(self, h)
+        return h, new
+
+
+# -- jitted chunk functions (module level: one cache for every model of the same configuration) -----------
+
+
+@partial(jax.jit, static_argnums=0)
+def apply_module(graphdef: nnx.GraphDef, params: Any, *args: Any) -> Any:
+    """``merge(graphdef, params)(*args)`` compiled once per (configuration, argument shapes)."""
+    return nnx.merge(graphdef, params)(*args)
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _window_jit(x: jax.Array, starts: Any, sizes: tuple[int, ...], axes: tuple[int, ...]) -> jax.Array:
+    for start, size, axis in zip(starts, sizes, axes, strict=True):
+        x = jax.lax.dynamic_slice_in_dim(x, start, size, axis=axis)
+    return x
+
+
+def window(x: Any, starts: tuple[int, ...], sizes: tuple[int, ...], axes: tuple[int, ...]) -> Any:
+    """``x`` sliced along ``axes``; NumPy slicing on host arrays, one jitted dynamic slice (compiled per
+    window size, not per offset) on device arrays, so the number of frame batches or tiles never compiles."""
+    sizes = tuple(min(size, x.shape[a] - s) for s, size, a in zip(starts, sizes, axes, strict=True))
+    if isinstance(x, np.ndarray):
+        idx = [slice(None)] * x.ndim
+        for s, size, a in zip(starts, sizes, axes, strict=True):
+            idx[a] = slice(s, s + size)
+        return x[tuple(idx)]
+    return _window_jit(x, tuple(np.int32(s) for s in starts), sizes, axes)
+
+
+def concat(parts: list[Any], axis: int) -> Any:
+    """Concatenate chunk outputs on the host (no per-count compilation), keeping the first part's sharding."""
+    if len(parts) == 1:
+        return parts[0]
+    out = np.concatenate([np.asarray(p) for p in parts], axis=axis)
+    return jax.device_put(out, parts[0].sharding) if isinstance(parts[0], jax.Array) else out
+
+
+def split_params(module: nnx.Module) -> tuple[nnx.GraphDef, Any]:
+    graphdef, state = nnx.split(module)
+    return graphdef, nnx.to_pure_dict(state)
+
+
+def _blend(a: np.ndarray, b: np.ndarray, extent: int, axis: int) -> np.ndarray:
+    """diffusers' blend_v (axis 2 = H) / blend_h (axis 3 = W) on channel-last tiles; returns the new b."""
+    extent = min(a.shape[axis], b.shape[axis], extent)
+    b = b.copy()
+    for y in range(extent):
+        sl_b = [slice(None)] * b.ndim
+        sl_a = [slice(None)] * a.ndim
+        sl_b[axis], sl_a[axis] = y, -extent + y
+        b[tuple(sl_b)] = a[tuple(sl_a)] * (1 - y / extent) + b[tuple(sl_b)] * (y / extent)
+    return b
+
+
+class AutoencoderKLCogVideoX(nnx.Module):
+    """The CogVideoX VAE on channel-last video. ``encode`` returns the posterior moments (mean and logvar
+    on the last axis), ``decode`` the video, ``__call__`` decodes the posterior mode."""
+
+    def __init__(
+        self, config: CogVideoXVAEConfig | None = None, *, rngs: nnx.Rngs | None = None, **kwargs: Any
+    ):
+        rngs = _rngs(rngs)
+        self.config = config or CogVideoXVAEConfig(**kwargs)
+        self.encoder = CogVideoXEncoder3D(self.config, rngs=rngs)
+        self.decoder = CogVideoXDecoder3D(self.config, rngs=rngs)
+        self.use_tiling = False
+        self.num_latent_frames_batch_size = 2
+        self.num_sample_frames_batch_size = 8
+        self.tile_sample_min_height = self.config.sample_height // 2
+        self.tile_sample_min_width = self.config.sample_width // 2
+        n = 2 ** (len(self.config.block_out_channels) - 1)
+        self.tile_latent_min_height = int(self.tile_sample_min_height / n)
+        self.tile_latent_min_width = int(self.tile_sample_min_width / n)
+
+    def enable_tiling(self) -> None:
+        self.use_tiling = True
+
+    def disable_tiling(self) -> None:
+        self.use_tiling = False
+
+    # -- validation ------------------------------------------------------------------------------------
+    def _check_sample(self, x: Any) -> None:
+        _check_5d(x, self.config.in_channels, "encode")
+        t, h, w = np.shape(x)[1:4]
+        if not self.config.supported_frames(t):
+            r = self.config.effective_temporal_ratio
+            raise VAEInputError(
+                f"encode: {t} frames; this VAE supports 1 + {r}k frames (e.g. {1 + r}, {1 + 2 * r})"
+            )
+        s = self.config.spatial_ratio
+        if h % s or w % s:
+            raise VAEInputError(f"encode: H, W = {(h, w)} must be multiples of the spatial ratio {s}")
+        _check_float(x, "encode")
+
+    # -- frame batches -----------------------------------------------------------------------------------
+    def _frames(self, module: nnx.Module, x: jax.Array, frame_batch_size: int) -> jax.Array:
+        graphdef, params = split_params(module)
+        cache = None
+        outs = []
+        for start, end in frame_batches(x.shape[1], frame_batch_size):
+            out, cache = apply_module(
+                graphdef, params, window(x, (start,), (end - start,), (1,)), None, cache
+            )
+            outs.append(out)
+        return concat(outs, axis=1)
+
+    def _encode_frames(self, x: jax.Array) -> jax.Array:
+        return self._frames(self.encoder, x, self.num_sample_frames_batch_size)
+
+    def _decode_frames(self, z: jax.Array) -> jax.Array:
+        return self._frames(self.decoder, z, self.num_latent_frames_batch_size)
+
+    def encode(self, x: Any) -> jax.Array:
+        self._check_sample(x)
+        x = _as_array(x)
+        h, w = x.shape[2:4]
+        if self.use_tiling and (w > self.tile_sample_min_width or h > self.tile_sample_min_height):
+            return self.tiled_encode(x)
+        return self._encode_frames(x)
+
+    def decode(self, z: Any) -> jax.Array:
+        _check_5d(z, self.config.latent_channels, "decode")
+        _check_float(z, "decode")
+        z = _as_array(z)
+        h, w = z.shape[2:4]
+        if self.use_tiling and (w > self.tile_latent_min_width or h > self.tile_latent_min_height):
+            return self.tiled_decode(z)
+        return self._decode_frames(z)
+
+    # -- tiling ---------------------------------------------------------------------------------------------
+    def _tiled(self, x: jax.Array, *, decode: bool) -> jax.Array:
+        p = tile_plan(self.config, decode=decode)
+        run = self._decode_frames if decode else self._encode_frames
+        height, width = x.shape[2], x.shape[3]
+        rows = []
+        for i in range(0, height, p["stride_h"]):
+            row = []
+            for j in range(0, width, p["stride_w"]):
+                row.append(np.asarray(run(window(x, (i, j), (p["tile_h"], p["tile_w"]), (2, 3)))))
+            rows.append(row)
+        result_rows = []
+        for i, row in enumerate(rows):
+            result_row = []
+            for j in range(len(row)):
+                tile = row[j]
+                if i > 0:
+                    tile = _blend(rows[i - 1][j], tile, p["blend_h"], axis=2)
+                if j > 0:
+                    tile = _blend(row[j - 1], tile, p["blend_w"], axis=3)
+                row[j] = tile  # diffusers blends in place: the blended tile is the next neighbour's `a`
+                result_row.append(tile[:, :, : p["crop_h"], : p["crop_w"]])
+            result_rows.append(np.concatenate(result_row, axis=3))
+        return jax.device_put(np.concatenate(result_rows, axis=2))
+
+    def tiled_encode(self, x: jax.Array) -> jax.Array:
+        return self._tiled(x, decode=False)
+
+    def tiled_decode(self, z: jax.Array) -> jax.Array:
+        return self._tiled(z, decode=True)
+
+    @staticmethod
+    def posterior(moments: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean, logvar = jnp.split(moments, 2, axis=-1)
+        return mean, jnp.clip(logvar, -30.0, 20.0)
+
+    def __call__(self, sample: Any) -> jax.Array:
+        mean, _ = self.posterior(self.encode(sample))
+        return self.decode(mean)
+
+
+def _as_array(x: Any) -> Any:
+    return x if isinstance(x, (np.ndarray, jax.Array)) else np.asarray(x)
+
+
+def _check_float(x: Any, where: str) -> None:
+    dt = np.dtype(getattr(x, "dtype", np.asarray(x).dtype))
+    if dt.kind != "f" and dt.name != "bfloat16":
+        raise VAEInputError(f"{where}: expected a floating-point array, got dtype {dt.name}")
