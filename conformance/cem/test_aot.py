@@ -1,0 +1,271 @@
+"""The `jax.export` AOT pipeline (`implementations.cem.aot`): bit-for-bit equal to the jitted pipeline, no
+compilation on the first call after load, planner state carried between calls, and every bad-input path
+(missing, truncated, corrupted or incompatible artifacts; bad states) a clear, specific error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import assert_parity, compiles
+from implementations.cem import aot, networks
+from reference.cem.config import CEMConfig, CEMInputError
+
+SMALL = {
+    "pendulum": CEMConfig(task="pendulum", num_samples=32, num_elites=6, sigma_start=0.5, iterations=2),
+    "learned": CEMConfig(task="learned", num_samples=32, num_elites=6, sigma_start=0.5, spline_type="cubic"),
+}
+HIDDEN = {"dynamics_hidden": (16, 16), "policy_hidden": (16, 16)}
+
+
+@pytest.fixture(scope="module", params=sorted(SMALL))
+def artifact(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    task = request.param
+    out = tmp_path_factory.mktemp(f"aot-{task}") / "artifact"
+    return aot.export_task(task, out, config=SMALL[task], fit_seconds=0.0, seed=3, **HIDDEN)
+
+
+def _refuse_pickle(*_a: object, **_k: object) -> None:
+    raise AssertionError("pickle used while loading or running an artifact")
+
+
+@dataclasses.dataclass
+class Loaded:
+    pipeline: aot.Pipeline
+    compiles_at_load: int
+    compiles_on_first_calls: int
+    traces_on_first_calls: int
+
+
+@pytest.fixture(scope="module")
+def loaded(artifact: Path) -> Loaded:
+    """The artifact loaded once per module (compiling is the slow part), with pickle disabled throughout
+    the load and the first calls, and the compilations of the load and of the first two calls counted."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("load", "loads", "Unpickler"):
+            mp.setattr(pickle, name, _refuse_pickle)
+        with compiles.counting() as at_load:
+            pipeline = aot.load_pipeline(artifact)
+        x = np.asarray(pipeline.config.spec.x0, np.float32)
+        with compiles.counting() as first:
+            pipeline.predict_controls(x, 0.0)
+            pipeline.predict_controls(x, 0.04)
+    pipeline.reset()
+    return Loaded(pipeline, at_load.compiles, first.compiles, first.traces)
+
+
+@pytest.fixture(scope="module")
+def base_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("aot-base") / "artifact"
+    return aot.export_task("pendulum", out, config=SMALL["pendulum"], seed=3, **HIDDEN)
+
+
+@pytest.fixture
+def pendulum_artifact(base_artifact: Path, tmp_path: Path) -> Path:
+    """A copy of a small artifact that a test may damage."""
+    return Path(shutil.copytree(base_artifact, tmp_path / "artifact"))
+
+
+def _weights(path: Path, config: CEMConfig) -> tuple[dict | None, dict]:
+    policy = networks.load_weights(
+        path / "policy.safetensors", networks.policy_sizes(config, HIDDEN["policy_hidden"])
+    )
+    dynamics = None
+    if config.task == "learned":
+        dynamics = networks.load_weights(
+            path / "dynamics.safetensors", networks.dynamics_sizes(HIDDEN["dynamics_hidden"])
+        )
+    return dynamics, policy
+
+
+def _drive(pipeline: aot.Pipeline, steps: int = 4) -> dict[str, np.ndarray]:
+    """A short closed loop with a fixed state sequence: every output and the carried planner state."""
+    rng = np.random.default_rng(0)
+    out: dict[str, list[np.ndarray]] = {"controls": [], "tk": [], "mean": [], "std": [], "key": []}
+    for i in range(steps):
+        x = rng.uniform(-3, 3, pipeline.config.spec.nx).astype(np.float32)
+        out["controls"].append(pipeline.predict_controls(x, 0.04 * i))
+        s = pipeline.state
+        for k in ("tk", "mean", "std", "key"):
+            out[k].append(getattr(s, k))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def test_exported_pipeline_equals_jit_bit_for_bit(artifact: Path, loaded: Loaded) -> None:
+    p = loaded.pipeline
+    p.reset()
+    dynamics, policy = _weights(artifact, p.config)
+    jitted = aot.jit_pipeline(p.config, dynamics, policy, replan_steps=p.replan_steps, key=3)
+    expected, actual = _drive(jitted), _drive(p)
+    np.testing.assert_array_equal(actual["key"], expected["key"])
+    floats = {k: v for k, v in actual.items() if k != "key"}
+    assert_parity(
+        "cem.aot.pipeline", {k: expected[k] for k in floats}, floats, backend="jax-export", dtype="float32"
+    )
+
+
+def test_first_call_after_load_is_not_a_compile(loaded: Loaded) -> None:
+    assert loaded.compiles_at_load >= len(aot.FUNCTIONS), "load_pipeline must compile every function"
+    assert loaded.compiles_on_first_calls == 0, f"{loaded.compiles_on_first_calls} compilation(s) after load"
+    assert loaded.traces_on_first_calls == 0
+
+
+def test_nothing_is_unpickled(loaded: Loaded) -> None:
+    """`loaded` ran with pickle.load/loads/Unpickler replaced by functions that raise: reaching here means
+    the load and the first calls never unpickled anything."""
+    assert loaded.pipeline.source.endswith("artifact")
+
+
+def test_planner_state_is_carried_between_calls(loaded: Loaded) -> None:
+    """Unlike the seed's pipeline (template reused: tk fixed at linspace(0, H, K), key(0) every call), the
+    knots move with time and every call draws fresh noise."""
+    p = loaded.pipeline
+    p.reset()
+    cfg = p.config
+    x = np.asarray(cfg.spec.x0, np.float32)
+    offsets = cfg.plan_horizon * np.arange(cfg.num_knots, dtype=np.float32) / (cfg.num_knots - 1)
+    keys = []
+    for t in (0.0, 0.02, 0.7, 1.5):  # past the horizon, where the seed's template reuse collapsed the knots
+        p.predict_controls(x, t)
+        np.testing.assert_allclose(p.state.tk, t + offsets, rtol=0, atol=1e-6)
+        keys.append(tuple(p.state.key))
+    assert len(set(keys)) == len(keys), "the same noise was drawn twice"
+    p.reset()
+    p.predict_controls(x, 0.0)
+    assert tuple(p.state.key) == keys[0], "reset must restart from the artifact's key"
+
+
+# -- bad input -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [*aot.FILES, aot.MANIFEST])
+def test_missing_file_is_named(pendulum_artifact: Path, name: str) -> None:
+    (pendulum_artifact / name).unlink()
+    with pytest.raises(aot.MissingArtifactError, match=name.replace(".", r"\.")) as err:
+        aot.load_pipeline(pendulum_artifact)
+    assert "regenerate" in str(err.value)
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(aot.MissingArtifactError, match="does not exist"):
+        aot.load_pipeline(tmp_path / "nowhere")
+
+
+def test_truncated_file_fails_its_hash(pendulum_artifact: Path) -> None:
+    f = pendulum_artifact / "optimize.jax"
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(aot.CorruptArtifactError, match=r"optimize\.jax is corrupted \(truncated"):
+        aot.load_pipeline(pendulum_artifact)
+
+
+def test_corrupted_byte_fails_its_hash(pendulum_artifact: Path) -> None:
+    f = pendulum_artifact / "templates.npz"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(aot.CorruptArtifactError, match=r"templates\.npz is corrupted.*SHA-256"):
+        aot.load_pipeline(pendulum_artifact)
+
+
+def _edit_manifest(path: Path, edit) -> None:
+    m = json.loads((path / aot.MANIFEST).read_text())
+    edit(m)
+    (path / aot.MANIFEST).write_text(json.dumps(m))
+
+
+def test_artifact_from_a_newer_jax_must_be_regenerated(pendulum_artifact: Path) -> None:
+    _edit_manifest(pendulum_artifact, lambda m: m.update(jax_version="99.0.0"))
+    with pytest.raises(aot.IncompatibleArtifactError, match=r"JAX 99\.0\.0.*regenerate"):
+        aot.load_pipeline(pendulum_artifact)
+
+
+def test_artifact_with_an_unsupported_calling_convention_must_be_regenerated(pendulum_artifact: Path) -> None:
+    _edit_manifest(
+        pendulum_artifact, lambda m: m["functions"]["optimize"].update(calling_convention_version=1)
+    )
+    with pytest.raises(aot.IncompatibleArtifactError, match=r"calling convention 1.*must be regenerated"):
+        aot.load_pipeline(pendulum_artifact)
+
+
+def test_unreadable_module_is_incompatible(pendulum_artifact: Path) -> None:
+    """A module whose hash matches (manifest rewritten) but that JAX cannot deserialize."""
+    f = pendulum_artifact / "interp.jax"
+    f.write_bytes(b"not a flatbuffer")
+
+    def fix(m):
+        m["files"]["interp.jax"] = {"sha256": aot._sha256(f), "bytes": f.stat().st_size}
+
+    _edit_manifest(pendulum_artifact, fix)
+    with pytest.raises(aot.IncompatibleArtifactError, match=r"interp\.jax cannot be deserialized"):
+        aot.load_pipeline(pendulum_artifact)
+
+
+def test_artifact_for_another_platform_is_refused(tmp_path: Path) -> None:
+    """Lowered for another platform only (cross-lowering needs no such device); loading it names both."""
+    import jax
+
+    here = jax.default_backend()
+    other = "cuda" if here == "cpu" else "cpu"
+    out = aot.export_task(
+        "pendulum", tmp_path / other, config=SMALL["pendulum"], platforms=(other,), **HIDDEN
+    )
+    manifest = json.loads((out / aot.MANIFEST).read_text())
+    assert manifest["functions"]["optimize"]["platforms"] == [other]
+    with pytest.raises(
+        aot.IncompatibleArtifactError, match=rf"exported for \['{other}'\], not for this '{here}'"
+    ):
+        aot.load_pipeline(out)
+
+
+@pytest.mark.parametrize(
+    ("state", "time", "match"),
+    [
+        (np.zeros(3, np.float32), 0.0, r"state must have shape \(2,\); got \(3,\)"),
+        (np.zeros((1, 2), np.float32), 0.0, r"state must have shape \(2,\)"),
+        (np.array([np.nan, 0.0], np.float32), 0.0, r"state must be finite"),
+        (np.array([0.0, np.inf], np.float32), 0.0, r"state must be finite"),
+        (np.zeros(2, np.float32), float("nan"), r"current_time must be a finite scalar"),
+        (np.array(["a", "b"]), 0.0, r"state must be a real array"),
+    ],
+)
+def test_bad_state_is_refused_before_any_computation(loaded: Loaded, state, time, match: str) -> None:
+    p = loaded.pipeline
+    if p.config.task != "pendulum":
+        pytest.skip("one task is enough for the state checks")
+    p.reset()
+    with pytest.raises(CEMInputError, match=match):
+        p.predict_controls(state, time)
+    assert p.state is None, "a refused call must not touch the planner state"
+
+
+# -- weight conversion -------------------------------------------------------------------------------------
+
+
+def test_weights_with_missing_unexpected_or_misshaped_tensors_are_listed(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    sizes = networks.dynamics_sizes((8, 8))
+    good = {k: np.zeros(s, np.float32) for k, s in networks.expected_shapes(sizes).items()}
+    bad = dict(good)
+    del bad["layers.1.bias"]
+    bad["layers.9.weight"] = np.zeros((1, 1), np.float32)
+    bad["layers.0.weight"] = np.zeros((8, 5), np.float32)
+    save_file(bad, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(networks.WeightsError) as err:
+        networks.load_weights(tmp_path / "bad.safetensors", sizes)
+    msg = str(err.value)
+    assert "missing tensors ['layers.1.bias']" in msg
+    assert "unexpected tensors ['layers.9.weight']" in msg
+    assert "layers.0.weight: expected (8, 4), got (8, 5)" in msg
+    save_file(good, str(tmp_path / "good.safetensors"))
+    loaded = networks.load_weights(tmp_path / "good.safetensors", sizes)
+    assert set(loaded) == set(good)
+    (tmp_path / "trunc.safetensors").write_bytes((tmp_path / "good.safetensors").read_bytes()[:40])
+    with pytest.raises(networks.WeightsError, match="cannot be read as safetensors"):
+        networks.load_weights(tmp_path / "trunc.safetensors", sizes)

@@ -1,0 +1,41 @@
+"""The command line `python -m implementations.cem` (export, bench, simulate), run in process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from implementations.cem.__main__ import main
+
+
+def test_export_bench_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pendulum"
+    assert main(["export", "--task", "pendulum", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["files"]) >= {
+        "optimize.jax",
+        "interp.jax",
+        "policy.jax",
+        "config.json",
+        "templates.npz",
+    }
+    assert main(["bench", str(out), "--calls", "3", "--json", str(tmp_path / "bench.json")]) == 0
+    stats = json.loads((tmp_path / "bench.json").read_text())
+    assert stats["total"]["hz"] > 0 and stats["first_over_steady"] > 0
+    plot = tmp_path / "sim.png"
+    assert main(["simulate", str(out), "--duration", "0.2", "--plot", str(plot)]) == 0
+    assert plot.stat().st_size > 0
+    text = capsys.readouterr().out
+    assert "first call" in text and "CV" in text and "Hz" in text and "compiled at load" in text
+
+
+def test_bad_artifact_is_exit_status_2_with_the_missing_file_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "art").mkdir()
+    (tmp_path / "art" / "manifest.json").write_text("{}")
+    assert main(["bench", str(tmp_path / "art")]) == 2
+    err = capsys.readouterr().err
+    assert "missing files" in err and "optimize.jax" in err and "regenerate" in err
