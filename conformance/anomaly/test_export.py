@@ -56,14 +56,26 @@ def test_torchscript_deprecation_warnings_do_not_leak(ref_model, tmp_path: Path)
         rt(windows(2, 0))
 
 
-def test_training_gives_real_weights_and_reports_auc(ref_model) -> None:
+MIN_TRAINED_AUC = 0.85  # measured 0.951 (held-out series, seeds 100-102), untrained 0.473
+MAX_UNTRAINED_AUC_DISTANCE = 0.15  # an untrained score is near chance: |AUC - 0.5| measured 0.027
+
+
+def test_training_separates_injected_anomalies(ref_model) -> None:
+    """The trained score separates the injected anomalies of held-out series (window-level ROC AUC); the same
+    check on the untrained model stays near chance, so it is the training that the gate measures."""
     from reference.anomaly.model import build
 
     _, auc, auc_untrained = cases.trained()
     fresh = build(ref_model.cfg, seed=0)
     assert parameter_checksum(state_dict(fresh)) != parameter_checksum(state_dict(ref_model))
-    assert 0.0 <= auc <= 1.0 and 0.0 <= auc_untrained <= 1.0
     print(f"anomaly ROC AUC after training: {auc:.3f} (untrained {auc_untrained:.3f})")
+    assert abs(auc_untrained - 0.5) <= MAX_UNTRAINED_AUC_DISTANCE, (
+        f"the untrained score should be near chance; ROC AUC {auc_untrained:.3f}"
+    )
+    assert auc >= MIN_TRAINED_AUC, (
+        f"trained ROC AUC {auc:.3f} < {MIN_TRAINED_AUC} (untrained {auc_untrained:.3f}): "
+        "the score does not separate the injected anomalies"
+    )
 
 
 def test_training_is_deterministic() -> None:

@@ -46,23 +46,20 @@ def test_tanh_gelu_is_caught(ref_model, port, monkeypatch) -> None:
     assert not res.passed, res.message()
 
 
-@pytest.mark.parametrize(
-    "attr, value, case, offset",
-    [
-        ("epsilon", 1e-6, "anomaly.detect", 0.0),
-        ("use_fast_variance", True, "anomaly.detect.near_constant", 5.0),
-    ],
-)
-def test_flax_layernorm_defaults_are_caught(ref_model, port, attr, value, case, offset) -> None:
+@pytest.mark.parametrize("attr, value", [("epsilon", 1e-6), ("use_fast_variance", True)])
+def test_flax_layernorm_defaults_are_caught(ref_model, port, attr, value) -> None:
+    """Flax's LayerNorm defaults matter where the per-variate variance over L is small against eps or against
+    the squared mean: the near-constant case catches both. (On well-conditioned windows eps 1e-6 moves the
+    trained detector's O1 by ~1e-4 only, inside the main case's tier, as the spec's 4.6e-5 on random inputs.)"""
     model = _eager_port(port)
     for _, node in nnx.iter_graph(model):
         if isinstance(node, nnx.LayerNorm):
             setattr(node, attr, value)
     rng = np.random.default_rng(1)
-    W = (offset + (1e-3 if offset else 0.3) * rng.standard_normal((3, 16, 8))).astype(
+    W = (5.0 + 1e-3 * rng.standard_normal((3, 16, 8))).astype(
         np.float32
-    )  # spread 0.3: in the case
-    res = _judge(case, ref_model, model, W)
+    )  # offset 5, spread 1e-3: in the case
+    res = _judge("anomaly.detect.near_constant", ref_model, model, W)
     assert not res.passed, res.message()
 
 

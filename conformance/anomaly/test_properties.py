@@ -44,8 +44,10 @@ def test_batch_invariance_reference(ref_model, seed: int, B: int) -> None:
 @examples(3)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_batch_invariance_port(port, seed: int) -> None:
+    """XLA may block a GEMM differently for another batch size: a few float32 ULPs of the output's scale (the
+    trained O1 reaches |W| ~ 8 here, where one ULP is 4.8e-7) are allowed; D5/D6 are off by 0.4 and more."""
     W = windows(3, seed) * 2
-    assert batch_invariance_gap(port, W) <= 1e-6
+    assert batch_invariance_gap(port, W) <= 1e-6 * max(1.0, float(np.abs(W).max()))
 
 
 def test_permutation_equivariance_of_the_encoder(ref_model) -> None:

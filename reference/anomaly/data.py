@@ -1,10 +1,15 @@
 """A generated multivariate time series with injected anomalies: the training and evaluation data of the
 anomaly detector (reference side; plain NumPy, deterministic for a seed).
 
-Each variate is a sum of two sinusoids (its own periods and phases, shared components that correlate the
-variates) plus white noise, of unit scale. Anomalies are point spikes, short level shifts and short
-flat-lines, injected into random variates at random times; a window is anomalous when it holds any anomalous
-point.
+Each variate is a sum of two sinusoids (its own periods and phases; the slower one with a period of 8-20
+steps, so that every 16-step window spans a good part of a cycle and has a real spread), a shared component
+that correlates the variates, and white noise; unit scale. Anomalies are point spikes, short level shifts and
+short flat-lines (a stuck sensor), injected into random variates at random times. The detector normalises each
+variate over its window, so an anomaly is sized against the variate's spread: a flat-line is placed where it
+leaves the signal's path (its mean deviation at least one standard deviation of the variate), and a point is
+labelled anomalous where an injection moved some variate by at least a quarter of that variate's standard
+deviation (the first step of a flat-line, which keeps its value, is not). A window is anomalous when it holds
+an anomalous point.
 """
 
 from __future__ import annotations
@@ -13,24 +18,27 @@ import dataclasses
 
 import numpy as np
 
+LABEL_FRACTION = 0.25
+"""A step is anomalous where an injection moved a variate by this fraction of its standard deviation."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Series:
     values: np.ndarray  # (T, D) float32, with anomalies
     clean: np.ndarray  # (T, D) float32, the same series without them
-    labels: np.ndarray  # (T,) bool, True where any variate is anomalous
+    labels: np.ndarray  # (T,) bool, True where an injection moved some variate (see `inject`)
 
 
 def normal_series(T: int, D: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(T)[:, None]
-    p1 = rng.uniform(8.0, 40.0, D)
-    p2 = rng.uniform(3.0, 12.0, D)
+    p1 = rng.uniform(8.0, 20.0, D)
+    p2 = rng.uniform(6.0, 16.0, D)
     shared = np.sin(2 * np.pi * t / 25.0 + rng.uniform(0, 2 * np.pi))
     mix = rng.uniform(-0.5, 0.5, D)
     x = (
         np.sin(2 * np.pi * t / p1 + rng.uniform(0, 2 * np.pi, D))
-        + 0.4 * np.sin(2 * np.pi * t / p2 + rng.uniform(0, 2 * np.pi, D))
+        + 0.25 * np.sin(2 * np.pi * t / p2 + rng.uniform(0, 2 * np.pi, D))
         + mix * shared
         + 0.05 * rng.standard_normal((T, D))
     )
@@ -40,26 +48,33 @@ def normal_series(T: int, D: int, seed: int) -> np.ndarray:
 def inject(
     x: np.ndarray, n_events: int, rng: np.random.Generator, kinds: tuple[int, ...] = (0, 1, 2)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` with ``n_events`` anomalies (spikes, level shifts, flat-lines) and the per-step labels."""
+    """``x`` with ``n_events`` anomalies (spikes, level shifts, flat-lines) and the per-step labels.
+
+    Kinds: 0 a spike of 2-4, 1 a level shift of 1.5-3 over 3-5 steps, 2 a flat-line of 5-8 steps (re-placed, up
+    to 20 draws, until its mean deviation from the signal is at least the variate's standard deviation). A step
+    is labelled where some variate moved by at least ``LABEL_FRACTION`` of its standard deviation in ``x``.
+    """
+    x0 = x
     x = x.copy()
     T, D = x.shape
-    labels = np.zeros(T, bool)
     for _ in range(n_events):
         kind = rng.integers(0, len(kinds))
         kind = kinds[kind]
         d = rng.integers(0, D)
-        t0 = int(rng.integers(0, T - 6))
+        t0 = int(rng.integers(0, T - 12))
         if kind == 0:  # spike
             x[t0, d] += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 4.0)
-            labels[t0] = True
         elif kind == 1:  # level shift over a few steps
             n = int(rng.integers(3, 6))
             x[t0 : t0 + n, d] += rng.choice([-1.0, 1.0]) * rng.uniform(1.5, 3.0)
-            labels[t0 : t0 + n] = True
-        else:  # flat-line (a stuck sensor)
-            n = int(rng.integers(4, 7))
+        else:  # flat-line (a stuck sensor), placed where the signal moves away from the held value
+            n = int(rng.integers(5, 9))
+            for _ in range(20):
+                if np.abs(x[t0 : t0 + n, d] - x[t0, d]).mean() >= x[:, d].std():
+                    break
+                t0 = int(rng.integers(0, T - 12))
             x[t0 : t0 + n, d] = x[t0, d]
-            labels[t0 : t0 + n] = True
+    labels = (np.abs(x - x0) >= LABEL_FRACTION * x0.std(axis=0)).any(axis=1)
     return x, labels
 
 
