@@ -365,6 +365,34 @@ class TrackSpeedup:
         return t["numpy"]["median_s"] / t["jax"]["median_s"]
 
 
+class TrackKernelSpeedup:
+    """NumPy/SciPy time / JAX time of each kernel target, measured interleaved in one process (targets:
+    hyperdiffusion >= 2x, order-1 advection >= 4x, cubic map_coordinates >= 2x)."""
+
+    params = (
+        ["hyperdiffusion", "advection", "map_coordinates3-grid-wrap", "map_coordinates3-mirror"],
+        list(GRIDS),
+    )
+    param_names = ("kernel", "grid")
+    unit = "x"
+    timeout = 300
+
+    def setup(self, kernel: str, grid: str) -> None:
+        if kernel.startswith("map_coordinates3"):
+            if grid != GRIDS[0]:  # the scattered-points benchmark is defined on 121x240 only
+                raise NotImplementedError
+            mode = kernel.split("-", 1)[1]
+            self.fns = {b: map_coordinates_fn(b, mode) for b in BACKENDS}
+            return
+        p = _Problem(grid)
+        make = hyperdiffusion_fn if kernel == "hyperdiffusion" else advection_fn
+        self.fns = {b: make(b, p) for b in BACKENDS}
+
+    def track_kernel_speedup(self, kernel: str, grid: str) -> float:
+        t = measure_interleaved(self.fns, repeat=5)
+        return t["numpy"]["median_s"] / t["jax"]["median_s"]
+
+
 class TrackParity:
     """Tier of the JAX step on the benchmark's inputs, as an index into `conformance.tiers.TIERS`
     (0 = exact, 1 = perfect, ...): a speed-up that breaks parity shows here."""

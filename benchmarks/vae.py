@@ -14,7 +14,11 @@
   - ``tiled compile time``: first-call minus steady-state time and the number of XLA compilations of a
     tiled decode with a 2 x 2 and a 3 x 3 tile grid (the same tile shapes), after ``jax.clear_caches()``
     (target: independent of the number of tiles).
-- asv: ``TimeDecode`` / ``TrackSpeedup`` follow asv's conventions (``setup`` warms up; ``time_*``).
+- asv: ``TimeDecode`` / ``TrackSpeedup`` follow asv's conventions (``setup`` warms up; ``time_*``);
+  ``TrackParity.track_parity_tier``: the tier (index into `conformance.tiers.TIERS`, 0 = exact) the jitted
+  decode reaches on the benchmark's own latent against the float64 PyTorch reference on the same values,
+  judged as the ``vae.decode.frame_batched`` case (a decode that became fast by becoming wrong shows here);
+  ``TrackTiled``: the tiled-decode peak memory ratio and the compile time of a 3 x 3 over a 2 x 2 tile grid.
 
 Always ``block_until_ready``; medians of interleaved samples. The machine is shared: judge ratios.
 """
@@ -116,6 +120,23 @@ def measure(fns: dict[str, Callable[[], Any]], rounds: int = 5) -> dict[str, flo
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
+def decode_parity(latent: tuple[int, ...] = LATENT) -> tuple[str, str | None]:
+    """(tier reached, tier required) of the jitted float32 decode against the float64 torch reference."""
+    import torch
+
+    from conformance import compare, precision
+
+    tm, jm = _models()
+    z = _latent(latent)
+    with precision.for_dtype("float32"):
+        got = np.asarray(jax.block_until_ready(jm.decode(z)))
+        with torch.no_grad():
+            ref = tm.double().decode(torch.from_numpy(np.moveaxis(z, -1, 1).astype(np.float64).copy()))
+        expected = np.moveaxis(ref.numpy(), 1, -1)
+        res = compare(expected, got, case="vae.decode.frame_batched", backend="jax-jit", dtype="float32")
+    return res.tier, res.required
+
+
 # -- memory (fresh subprocess each) -------------------------------------------------------------------------
 
 
@@ -175,6 +196,9 @@ def memory_row() -> dict[str, Any]:
             capture_output=True,
             text=True,
             check=True,
+            cwd=os.path.dirname(
+                os.path.dirname(os.path.abspath(__file__))
+            ),  # the repo root (asv runs elsewhere)
             env={**os.environ, "XLA_FLAGS": ""},
         )
         res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -295,6 +319,7 @@ class TimeDecode:
     params = (("jit", "eager", "torch"),)
     param_names = ("backend",)
     timeout = 600
+    repeat = (1, 7, 10.0)  # the eager decode takes seconds: keep the suite within its 15-minute budget
 
     def setup(self, backend: str) -> None:
         self.fn = decode_fns()[backend]
@@ -316,6 +341,45 @@ class TrackSpeedup:
 
     def track_jit_vs_torch(self) -> float:
         return self.t["torch"] / self.t["jit"]
+
+
+class TrackParity:
+    """Tier index (conformance.tiers.TIERS: 0 = exact, 1 = perfect, ...) of the jitted decode on the
+    benchmark's latents (the timed one and the small one) against the float64 PyTorch reference."""
+
+    params = (("latent", "small"),)
+    param_names = ("latent",)
+    unit = "tier index (0 = exact)"
+    timeout = 600
+
+    def track_parity_tier(self, latent: str) -> int:
+        from conformance.tiers import TIERS
+
+        return TIERS.index(decode_parity(LATENT if latent == "latent" else SMALL_LATENT)[0])
+
+
+class TrackTiled:
+    """Tiled decode: peak memory of a 4x-tile-area latent over one tile (fresh subprocesses; target <= 1.5)
+    and XLA compile time of a 3 x 3 over a 2 x 2 tile grid (target: independent of the tile count, ~1.0)."""
+
+    timeout = 600
+
+    def track_tiled_peak_memory_ratio(self) -> float:
+        return memory_row()["ratio"]
+
+    track_tiled_peak_memory_ratio.unit = "ratio"  # type: ignore[attr-defined]
+
+    def track_tiled_compile_ratio_3x3_over_2x2(self) -> float:
+        rows = {r["grid"]: r for r in compile_rows()}
+        return rows["3x3"]["compile_s"] / rows["2x2"]["compile_s"]
+
+    track_tiled_compile_ratio_3x3_over_2x2.unit = "ratio"  # type: ignore[attr-defined]
+
+    def track_tiled_compiles_3x3_minus_2x2(self) -> int:
+        rows = {r["grid"]: r for r in compile_rows()}
+        return rows["3x3"]["compiles"] - rows["2x2"]["compiles"]
+
+    track_tiled_compiles_3x3_minus_2x2.unit = "compilations"  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
