@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,24 @@ class Case:
     backends: tuple[str, ...] = ("jax-jit",)
     build: Callable[[Inputs], Inputs] | None = None  # flat inputs -> keyword arguments of both callables
     examples: float = 1.0  # fraction of the profile's max_examples (expensive cases run fewer)
-    reference_dtype: str = "float64"  # the reference runs on the same values, at this precision
+    # The reference runs on the same values at this precision: one dtype for every row, or a mapping from
+    # the case's dtype (e.g. {"float32": "float32", "float64": "float64"} for a chaotic rollout whose float32
+    # rows are judged against a float32 reference and whose float64 rows against float64).
+    reference_dtype: str | Mapping[str, str] = "float64"
 
     @property
     def subsystem(self) -> str:
         return self.name.split(".", 1)[0]
+
+    def reference_dtype_for(self, dtype: str) -> str:
+        if isinstance(self.reference_dtype, str):
+            return self.reference_dtype
+        try:
+            return self.reference_dtype[dtype]
+        except KeyError:
+            raise KeyError(
+                f"case {self.name!r}: reference_dtype has no entry for {dtype!r} ({dict(self.reference_dtype)})"
+            ) from None
 
     def kwargs(self, spec: Inputs) -> Inputs:
         return self.build(spec) if self.build is not None else dict(spec)
@@ -141,10 +154,10 @@ def run(
     """Run the reference and the implementation on the same inputs and judge the result.
 
     The implementation sees the inputs rounded to ``dtype``; the reference sees exactly those values at
-    ``case.reference_dtype``. With ``record`` the assertion is recorded and raises below the required tier.
+    ``case.reference_dtype_for(dtype)``. With ``record`` the assertion is recorded and raises below the required tier.
     """
     impl_spec = cast_floats(spec, dtype)
-    ref_spec = cast_floats(impl_spec, case.reference_dtype)
+    ref_spec = cast_floats(impl_spec, case.reference_dtype_for(dtype))
     with precision.for_dtype(dtype):
         expected = case.reference(**case.kwargs(ref_spec))
         actual = _call_checked(case, dtype, backend, impl_spec)

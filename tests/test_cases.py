@@ -125,3 +125,42 @@ def test_load_example_rejects_files_that_are_not_examples(tmp_path) -> None:
     np.savez(tmp_path / "x.npz", x=np.ones(2))
     with pytest.raises(ValueError, match="not a saved parity example"):
         cases.load_example(tmp_path / "x.npz")
+
+
+_REFERENCE_DTYPES_SEEN: list[str] = []
+
+
+def _recording_reference(x: np.ndarray, scale: float) -> np.ndarray:
+    _REFERENCE_DTYPES_SEEN.append(x.dtype.name)
+    return np.sin(x) * scale
+
+
+REF_DTYPE_CASE = cases.Case(
+    name="selftest.refdtype",
+    reference=_recording_reference,
+    implementation=_good,
+    inputs=_inputs,
+    reference_dtype={"float32": "float32", "float64": "float64"},
+)
+if REF_DTYPE_CASE.name not in cases._REGISTRY:
+    cases.register(REF_DTYPE_CASE)
+
+
+def test_reference_dtype_per_case_dtype(table_factory) -> None:
+    """A mapping picks the reference's precision per row; the reference sees exactly the rounded values."""
+    table = table_factory(
+        '[cases."selftest.refdtype"]\nscale = "abs"\nrequired = [["jax-jit", "*", "float32", "exact"]]\n'
+    )
+    case = cases._REGISTRY["selftest.refdtype"]
+    assert case.reference_dtype_for("float32") == "float32"
+    assert case.reference_dtype_for("float64") == "float64"
+    _REFERENCE_DTYPES_SEEN.clear()
+    result = cases.run(
+        case, "float32", "jax-jit", {"x": np.linspace(-1.0, 1.0, 8), "scale": 2.0}, record=False, table=table
+    )
+    assert _REFERENCE_DTYPES_SEEN == ["float32"]
+    assert result.dtype == "float32"
+    assert result.worst.mae_norm < 1e-6  # float32 sin on both sides of the same float32 values
+    with pytest.raises(KeyError, match="reference_dtype has no entry for 'bfloat16'"):
+        case.reference_dtype_for("bfloat16")
+    assert GOOD.reference_dtype_for("float32") == "float64"  # the default: one dtype for every row
