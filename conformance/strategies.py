@@ -103,11 +103,6 @@ def fields(
     return off + mag * base
 
 
-def with_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
-    """Round a float64 draw to the case dtype (both sides then see exactly the same values)."""
-    return np.asarray(x, dtype=np.dtype(dtype))
-
-
 def is_float_array(v: Any) -> bool:
     """A NumPy float array, ml_dtypes' bfloat16 (NumPy kind 'V') included."""
     return isinstance(v, np.ndarray) and (v.dtype.kind == "f" or v.dtype.name == "bfloat16")
