@@ -2,7 +2,7 @@
 
 Run as a script for the issue's performance figures, all measured in one run on this machine:
 
-    python benchmarks/cem.py [--calls 300] [--quick]
+    python -m benchmarks.cem [--calls 300] [--quick]
 
 - cold start, each in a fresh subprocess: `load_pipeline` time without a persistent compilation cache, with
   a cold one (populating it) and with a warm one; the first ``predict_controls`` call over the steady-state
@@ -27,13 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+POLICY_HIDDEN = (64, 64)  # the policy MLP of the benchmark's artifact
 
 COLD_START = r"""
 import json, sys, time
@@ -69,7 +69,9 @@ def _fresh_process(artifact: Path, cache: Path | None, warmup: bool, calls: int)
             "1" if warmup else "0",
             str(calls),
         ],
-        cwd=ROOT,
+        # not the repo root: the child imports the project from the environment (under asv, the commit
+        # being benchmarked), never from the working tree
+        cwd=tempfile.gettempdir(),
         env=env,
         capture_output=True,
         text=True,
@@ -173,7 +175,12 @@ def matmul_peak() -> dict:
     return out
 
 
-def learned_vs_torch(repeats: int) -> dict:
+def learned_problem(
+    hidden: tuple[int, ...] = (128, 128),
+) -> tuple[dict, Callable[[], Any], Callable[[], Any]]:
+    """The learned-dynamics task's default config with a seeded MLP and injected noise: the config and two
+    callables doing identical work, JAX ``optimize`` (blocked, returns its outputs) and the PyTorch
+    reference's (no_grad, on the calling thread settings)."""
     import jax
     import torch
 
@@ -185,7 +192,6 @@ def learned_vs_torch(repeats: int) -> dict:
     torch.backends.cuda.matmul.allow_tf32 = False
     jax.config.update("jax_default_matmul_precision", "highest")
     cfg = DEFAULT_CONFIGS["learned"]
-    hidden = (128, 128)
     model = networks.init_mlp(networks.dynamics_sizes(hidden), 0)
     w = {k: v.numpy() for k, v in networks.state_dict(model).items()}
     wt = {k: torch.from_numpy(v) for k, v in w.items()}
@@ -199,12 +205,23 @@ def learned_vs_torch(repeats: int) -> dict:
     t = np.float32(0.02)
     args_t = [torch.from_numpy(a) for a in (x0, tk, mean, std, noise)]
 
-    def run_jax():
-        jax.block_until_ready(impl.optimize(x0, t, tk, mean, std, noise, cfg, w))
+    def run_jax() -> Any:
+        return jax.block_until_ready(impl.optimize(x0, t, tk, mean, std, noise, cfg, w))
 
-    def run_torch():
+    def run_torch() -> Any:
         with torch.no_grad():
             return ref.optimize(args_t[0], float(t), args_t[1], args_t[2], args_t[3], args_t[4], cfg, wt)
+
+    return cfg, run_jax, run_torch
+
+
+def learned_vs_torch(repeats: int) -> dict:
+    import torch
+
+    from reference.cem import networks
+
+    hidden = (128, 128)
+    cfg, run_jax, run_torch = learned_problem(hidden)
 
     def run_torch_out():
         before = torch.get_num_threads()
@@ -215,7 +232,7 @@ def learned_vs_torch(repeats: int) -> dict:
             torch.set_num_threads(before)
 
     jax_s = _time(run_jax, repeats)
-    tier, required = learned_parity(impl.optimize(x0, t, tk, mean, std, noise, cfg, w), run_torch_out())
+    tier, required = learned_parity(run_jax(), run_torch_out())
     # PyTorch's OpenMP pool collapses when the cores are oversubscribed (measured: a 256x128x128 matmul took
     # 32 ms with 2 threads on a loaded 2-core machine, 0.4 ms with 1): the reference gets its best setting.
     default_threads = torch.get_num_threads()
@@ -242,6 +259,40 @@ def learned_vs_torch(repeats: int) -> dict:
         "parity_tier": tier,
         "parity_required": required,
     }
+
+
+def aot_parity(artifact: Path, calls: int = 20) -> tuple[str, str | None]:
+    """(tier reached, tier required) of the loaded AOT pipeline against the same pipeline built with
+    ``jax.jit`` from the artifact's own weights, driven through the same closed loop of ``calls`` states
+    (the controls and the carried planner state, judged as the ``cem.aot.pipeline`` case; the PRNG keys
+    must be bitwise equal, or the tier is "fail")."""
+    from conformance import compare, precision
+    from implementations.cem import aot, networks
+
+    loaded = aot.load_pipeline(artifact)
+    cfg = loaded.config
+    policy = networks.load_weights(
+        Path(artifact) / "policy.safetensors", networks.policy_sizes(cfg, POLICY_HIDDEN)
+    )
+    jitted = aot.jit_pipeline(cfg, None, policy, replan_steps=loaded.replan_steps, key=0)
+
+    def drive(p: Any) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(0)
+        x0 = np.asarray(cfg.spec.x0, np.float32)
+        out: dict[str, list[np.ndarray]] = {"controls": [], "tk": [], "mean": [], "std": [], "key": []}
+        for i in range(calls):
+            x = (x0 + 0.1 * rng.standard_normal(x0.shape)).astype(np.float32)
+            out["controls"].append(p.predict_controls(x, 0.02 * i))
+            for k in ("tk", "mean", "std", "key"):
+                out[k].append(getattr(p.state, k))
+        return {k: np.stack(v) for k, v in out.items()}
+
+    expected, actual = drive(jitted), drive(loaded)
+    if not np.array_equal(expected.pop("key"), actual.pop("key")):
+        return "severe", "exact"  # a different PRNG stream: nothing downstream is comparable
+    with precision.for_dtype("float32"):
+        res = compare(expected, actual, case="cem.aot.pipeline", backend="jax-export", dtype="float32")
+    return res.tier, res.required
 
 
 def learned_parity(actual: dict, expected: dict) -> tuple[str, str | None]:
@@ -327,19 +378,32 @@ def main(argv: list[str] | None = None) -> int:
 # -- asv entry points -------------------------------------------------------------------------------------
 
 
-class CEM:
+class _Cached:
+    """All the derived figures, measured once per asv run in ``setup_cache`` (the pendulum artifact is
+    exported there and its path passed on to the ``time_*`` benchmarks, which load it themselves)."""
+
     timeout = 600
 
     def setup_cache(self) -> dict:
         from implementations.cem import aot
 
         art = Path(tempfile.mkdtemp()) / "pendulum"
-        aot.export_task("pendulum", art)
+        aot.export_task("pendulum", art, policy_hidden=POLICY_HIDDEN)
         return {
+            "artifact": str(art),
             "cold": cold_start(art, 20),
             "steady": steady_state(art, 100),
             "learned": learned_vs_torch(10),
+            "aot_tier": aot_parity(art),
         }
+
+
+class CEM(_Cached):
+    def track_aot_parity_tier(self, r: dict) -> int:
+        """Tier index (conformance.tiers.TIERS, 0 = exact) of the loaded AOT pipeline vs the jitted one."""
+        from conformance.tiers import TIERS
+
+        return TIERS.index(r["aot_tier"][0])
 
     def track_first_over_steady_no_cache(self, r: dict) -> float:
         return r["cold"]["no cache"]["first_over_steady"]
@@ -370,6 +434,43 @@ class CEM:
 
     def track_first_over_steady_same_work_no_cache(self, r: dict) -> float:
         return r["cold"]["no cache"]["first_over_steady_same_work"]
+
+
+class TimePipeline(_Cached):
+    """One ``predict_controls`` of the loaded AOT pendulum pipeline in steady state (the carried planner
+    state advances with every call, as in closed loop)."""
+
+    def setup(self, r: dict) -> None:
+        from implementations.cem import aot
+
+        self.p = aot.load_pipeline(r["artifact"])
+        self.x = np.asarray(self.p.config.spec.x0, np.float32)
+        self.i = 0
+        for _ in range(20):  # settle
+            self.time_predict_controls(r)
+
+    def time_predict_controls(self, r: dict) -> None:
+        self.i += 1
+        self.p.predict_controls(self.x, 0.02 * self.i)
+
+
+class TimeLearned(_Cached):
+    """One ``optimize`` of the learned-dynamics task: JAX against the PyTorch reference (one thread: the
+    conformance setting, and the stable one on shared cores) on identical work."""
+
+    params = (["jax", "torch"],)
+    param_names = ("backend",)
+
+    def setup(self, r: dict, backend: str) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        _, run_jax, run_torch = learned_problem()
+        self.fn = run_jax if backend == "jax" else run_torch
+        self.fn()
+
+    def time_optimize(self, r: dict, backend: str) -> None:
+        self.fn()
 
 
 if __name__ == "__main__":
