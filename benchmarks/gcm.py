@@ -62,7 +62,6 @@ from reference.gcm.grid import Grid, StepParams, default_k4
 from reference.gcm.setup import default_forcing, initial_state
 
 
-
 def _x64() -> None:
     """x64 on (float64 is the benchmarked dtype), before JAX's first computation in the process. Called by
     every asv ``setup`` rather than at import: asv's forkserver imports all benchmark modules into one
