@@ -10,6 +10,7 @@ Linear weights are transposed (torch stores (out, in), Flax (in, out)); LayerNor
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -127,19 +128,25 @@ def parameter_checksum(state: dict[str, np.ndarray]) -> str:
 class Detector:
     """The JAX port bound to a checkpoint directory, loaded on first use: ``detector(W) -> (O1, score)``.
 
-    The module is split once (graph definition + weights), so a call is: validate ``W`` on the host, then the
-    module-level jitted ``_apply``. ``checkpoint`` names the weights it runs (the exporters use it too).
+    The module is split once (graph definition + weights as a plain dict) and bound to the jitted
+    `model.bound_apply` of its configuration, so a call is: validate ``W`` on the host, then one jitted
+    call with nothing to hash or re-split. ``checkpoint`` names the weights it runs (the exporters use it).
     """
 
     def __init__(self, checkpoint: str | Path) -> None:
         self.checkpoint = Path(checkpoint)
         self._split: tuple[object, object, AnomalyConfig] | None = None
+        self._apply: Callable[..., tuple[jax.Array, jax.Array]] | None = None
 
     def _load(self) -> tuple[object, object, AnomalyConfig]:
+        """(graph definition, weights as a plain dict, config); ``nnx.merge`` of the first two is the port."""
         if self._split is None:
+            from implementations.anomaly.model import bound_apply
+
             model = load_checkpoint(self.checkpoint)
             graphdef, state = nnx.split(model)
-            self._split = (graphdef, state, model.cfg)
+            self._apply = bound_apply(graphdef)
+            self._split = (graphdef, nnx.to_pure_dict(state), model.cfg)
         return self._split
 
     @property
@@ -147,11 +154,11 @@ class Detector:
         return self._load()[2]
 
     def __call__(self, W: object) -> tuple[jax.Array, jax.Array]:
-        from implementations.anomaly.model import _apply, validate_window
+        from implementations.anomaly.model import validate_window
 
-        graphdef, state, cfg = self._load()
+        _, params, cfg = self._load()
         validate_window(W, cfg.L, cfg.D, what="the JAX detector")
-        return _apply(graphdef, state, jnp.asarray(W))
+        return self._apply(params, jnp.asarray(W))
 
     def __repr__(self) -> str:
         return f"Detector({str(self.checkpoint)!r})"

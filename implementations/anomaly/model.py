@@ -15,7 +15,9 @@ one transpose per matrix. ``detect`` validates the window on the host, then call
 from __future__ import annotations
 
 import math
-from functools import partial
+from collections.abc import Callable
+from functools import cache, partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -179,6 +181,19 @@ def build(cfg: AnomalyConfig, seed: int = 0) -> AnomalyDetector:
 @partial(jax.jit, static_argnums=0)
 def _apply(graphdef: nnx.GraphDef, state: nnx.State, W: jax.Array) -> tuple[jax.Array, jax.Array]:
     return nnx.merge(graphdef, state)(W)
+
+
+def _merge_call(graphdef: nnx.GraphDef, params: Any, W: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return nnx.merge(graphdef, params)(W)
+
+
+@cache
+def bound_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]:
+    """``(params, W) -> merge(graphdef, params)(W)`` jitted with the graph definition bound, one per
+    configuration (cached here). `_apply` takes the graph definition as a static argument, so every call
+    hashes it: 0.9 ms of a 2.8 ms B=1 call on the 2-core CPU machine; ``params`` as a plain dict
+    (`nnx.to_pure_dict`) also flattens 6x faster than an `nnx.State`. For callers that keep the split."""
+    return jax.jit(partial(_merge_call, graphdef))
 
 
 def detect(model: AnomalyDetector, W: object) -> tuple[jax.Array, jax.Array]:
