@@ -1,0 +1,60 @@
+"""The asv suite in `benchmarks/` is well formed and safe to pre-import.
+
+asv's forkserver imports every benchmark module into one process and forks a child per benchmark, so a
+module that configures JAX at import (x64, a platform) or starts its backend changes every other
+subsystem's benchmarks (gcm used to turn x64 on for the float32 cem/vae/anomaly benchmarks) and makes the
+forks unsafe. `asv check` validates what discovery sees: that every module imports, and the argument
+counts of ``setup``/``setup_cache``/benchmark methods against ``params`` (counts only: with a
+``setup_cache`` it accepts one argument fewer, so a dropped last parameter passes; an extra one fails).
+Both tests were seen failing on those mutations (x64 switched on at gcm's import; an extra argument).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = """
+import json
+import benchmarks.gcm, benchmarks.cem, benchmarks.vae, benchmarks.anomaly
+import jax
+from jax._src import xla_bridge
+print(json.dumps({"backends": xla_bridge.backends_are_initialized(), "x64": bool(jax.config.jax_enable_x64)}))
+"""
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_ENABLE_X64", "JAX_PLATFORMS")}
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def test_importing_every_benchmark_module_leaves_jax_unconfigured() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=_env(), capture_output=True, text=True, check=True
+    )
+    state = json.loads(out.stdout.strip().splitlines()[-1])
+    assert state == {"backends": False, "x64": False}, (
+        f"importing the benchmark modules changed JAX's process state: {state}; configure JAX in setup()"
+    )
+
+
+def test_asv_check_finds_no_problems() -> None:
+    pytest.importorskip("asv")
+    out = subprocess.run(
+        [sys.executable, "-m", "asv", "check", "--python=same", "--config", str(ROOT / "asv.conf.json")],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,  # the assertion shows asv's output
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "No problems found" in out.stdout, out.stdout + out.stderr
