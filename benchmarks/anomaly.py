@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import coldstart
+
 RUNTIMES = ("torch-eager", "torchscript", "torch-export", "onnxruntime", "jax-jit", "jax-export")
 BATCHES = (1, 64)
 FORMAT_OF = {"torchscript": "ts", "torch-export": "pt2", "onnxruntime": "onnx", "jax-export": "jax"}
@@ -143,12 +145,25 @@ def measure_all() -> dict[str, dict[tuple[str, int], float]]:
     process, each runtime loaded once (asv's ``track_*`` read these from `_Cached.setup_cache`)."""
     from conformance.tiers import TIERS
 
-    out: dict[str, dict[tuple[str, int], float]] = {"speedup": {}, "tier": {}}
+    out: dict[str, dict] = {"speedup": {}, "tier": {}}
     for name in RUNTIMES[1:]:
         for B in BATCHES:
             out["tier"][name, B] = TIERS.index(parity_tier(name, B)[0])
             out["speedup"][name, B] = speedup_vs_torch_eager(name, B)
+    out["cold"] = cold_start_jax(_setup()[0])
     return out
+
+
+def cold_start_jax(checkpoint: Path, calls: int = 50) -> dict[str, float]:
+    """The JAX `Detector` at B=1 in a fresh interpreter: load (setup), first call (compile), steady state."""
+    setup = (
+        "import numpy as np\n"
+        "from implementations.anomaly.convert import Detector\n"
+        f"det = Detector({str(checkpoint)!r})\n"
+        "det.cfg  # loads the weights: the first call times trace + compile + run\n"
+        "W = np.random.default_rng(0).standard_normal((1, 16, 8)).astype(np.float32)\n"
+    )
+    return coldstart.cold_start(setup, "jax.block_until_ready(det(W))", calls)
 
 
 class _Cached:
@@ -208,6 +223,14 @@ class TrackParity(_Cached):
 
     def track_parity_tier(self, cached: dict, name: str, B: int) -> int:
         return int(cached["tier"][name, B])
+
+
+class TrackColdStart(_Cached, coldstart._ColdStartTracks):
+    """The JAX `Detector` at B=1 in a fresh interpreter (`benchmarks.coldstart`): checkpoint load, first
+    call (trace + compile + run), XLA compile seconds, first/steady ratio, CV, recompilations (must be 0)."""
+
+    def cold(self, cached: dict) -> dict[str, float]:
+        return cached["cold"]
 
 
 class TrackExport(_Cached):

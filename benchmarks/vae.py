@@ -41,6 +41,11 @@ import numpy as np
 
 from reference.vae.config import CogVideoXVAEConfig, tiny2
 
+try:
+    from benchmarks import coldstart
+except ImportError:  # run by path as the memory child: sys.path[0] is this directory, not the repo root
+    import coldstart  # type: ignore[no-redef]
+
 jax.config.update("jax_default_matmul_precision", "highest")
 
 CONFIG = tiny2()
@@ -371,6 +376,35 @@ class TrackParity:
 
     def track_parity_tier(self, tiers: dict[str, int], latent: str) -> int:
         return tiers[latent]
+
+
+def cold_start_decode(calls: int = 10) -> dict[str, float]:
+    """The jitted decode of the benchmark's latent in a fresh interpreter (`benchmarks.coldstart`): setup is
+    loading the converted weights from a safetensors file into an abstract model, the first call compiles."""
+    from implementations.vae.convert import save_safetensors
+
+    tm, _ = _models()
+    path = os.path.join(tempfile.mkdtemp(prefix="vae-cold-"), "decoder.safetensors")
+    save_safetensors(tm.state_dict(), path)
+    setup = (
+        "import numpy as np\n"
+        "from implementations.vae import AutoencoderKLCogVideoX\n"
+        "from implementations.vae.convert import load_model\n"
+        "from reference.vae.config import tiny2\n"
+        f"model = load_model(AutoencoderKLCogVideoX, (tiny2(),), {path!r})\n"
+        f"z = np.random.default_rng(1).standard_normal({LATENT!r}).astype(np.float32)\n"
+    )
+    return coldstart.cold_start(setup, "jax.block_until_ready(model.decode(z))", calls)
+
+
+class TrackColdStart(coldstart._ColdStartTracks):
+    """The jitted decode in a fresh interpreter, once per run (``setup_cache``): weight loading, first call
+    (trace + compile + run), XLA compile seconds, first/steady ratio, CV, recompilations in steady state."""
+
+    timeout = 600
+
+    def setup_cache(self) -> dict[str, float]:
+        return cold_start_decode()
 
 
 class TrackTiled:
