@@ -254,10 +254,15 @@ def runner_memory(
             return json.load(f)
 
 
+def memory_ratio(res: dict[str, dict[str, Any]]) -> float:
+    """JAX / NumPy peak RSS above baseline of two runner results (`runner_memory`, keyed by backend)."""
+    return res["jax"]["peak_rss_above_baseline_bytes"] / max(res["numpy"]["peak_rss_above_baseline_bytes"], 1)
+
+
 def _memory_row(steps: int, exact_rss: bool) -> dict[str, Any]:
     res = {b: runner_memory(b, steps=steps, exact_rss=exact_rss) for b in BACKENDS}
     mem = {b: res[b]["peak_rss_above_baseline_bytes"] for b in BACKENDS}
-    ratio = mem["jax"] / max(mem["numpy"], 1)
+    ratio = memory_ratio(res)
     mode = "--exact-rss, live memory" if exact_rss else "default malloc, growth after warm-up (info)"
     target = TARGETS["peak_memory"] if exact_rss else None
     return {
@@ -490,8 +495,7 @@ class TrackPeakMemory(_Runner):
     unit = "ratio"
 
     def track_peak_memory_ratio(self, res: dict[str, dict[str, Any]]) -> float:
-        mem = {b: res[b]["peak_rss_above_baseline_bytes"] for b in BACKENDS}
-        return mem["jax"] / max(mem["numpy"], 1)
+        return memory_ratio(res)
 
 
 class TrackColdStart(_Runner):

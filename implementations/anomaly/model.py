@@ -178,11 +178,6 @@ def build(cfg: AnomalyConfig, seed: int = 0) -> AnomalyDetector:
     return AnomalyDetector(cfg, nnx.Rngs(seed))
 
 
-@partial(jax.jit, static_argnums=0)
-def _apply(graphdef: nnx.GraphDef, state: nnx.State, W: jax.Array) -> tuple[jax.Array, jax.Array]:
-    return nnx.merge(graphdef, state)(W)
-
-
 def _merge_call(graphdef: nnx.GraphDef, params: Any, W: jax.Array) -> tuple[jax.Array, jax.Array]:
     return nnx.merge(graphdef, params)(W)
 
@@ -190,9 +185,10 @@ def _merge_call(graphdef: nnx.GraphDef, params: Any, W: jax.Array) -> tuple[jax.
 @cache
 def bound_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]:
     """``(params, W) -> merge(graphdef, params)(W)`` jitted with the graph definition bound, one per
-    configuration (cached here). `_apply` takes the graph definition as a static argument, so every call
-    hashes it: 0.9 ms of a 2.8 ms B=1 call on the 2-core CPU machine; ``params`` as a plain dict
-    (`nnx.to_pure_dict`) also flattens 6x faster than an `nnx.State`. For callers that keep the split."""
+    configuration (cached here, so every caller shares one compilation). A caller that keeps the split
+    (`convert.Detector`) pays no per-call graph hashing: with the graph definition as a static jit argument
+    that hash was 0.9 ms of a 2.8 ms B=1 call on the 2-core CPU machine; ``params`` as a plain dict
+    (`nnx.to_pure_dict`) also flattens 6x faster than an `nnx.State`."""
     return jax.jit(partial(_merge_call, graphdef))
 
 
@@ -201,4 +197,4 @@ def detect(model: AnomalyDetector, W: object) -> tuple[jax.Array, jax.Array]:
     cfg = model.cfg
     validate_window(W, cfg.L, cfg.D, what="the JAX detector")
     graphdef, state = nnx.split(model)
-    return _apply(graphdef, state, jnp.asarray(W))
+    return bound_apply(graphdef)(nnx.to_pure_dict(state), jnp.asarray(W))
