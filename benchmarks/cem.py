@@ -288,7 +288,7 @@ def aot_parity(artifact: Path, calls: int = 20) -> tuple[str, str | None]:
         return {k: np.stack(v) for k, v in out.items()}
 
     expected, actual = drive(jitted), drive(loaded)
-    if not np.array_equal(expected.pop("key"), actual.pop("key")):
+    if np.any(expected.pop("key") != actual.pop("key")):  # integer keys
         return "severe", "exact"  # a different PRNG stream: nothing downstream is comparable
     with precision.for_dtype("float32"):
         res = compare(expected, actual, case="cem.aot.pipeline", backend="jax-export", dtype="float32")

@@ -170,7 +170,7 @@ def _infer_device(leaves: list[tuple[str, Any]]) -> str:
             found |= {d.platform for d in x.devices()}
         elif type(x).__module__.startswith("torch"):
             found.add(x.device.type)
-    found = {"gpu" if d in ("cuda", "rocm") else d for d in found} or {"cpu"}
+    found = {"cuda" if d == "gpu" else d for d in found} or {"cpu"}
     if len(found) > 1:
         raise ValueError(f"outputs live on several devices {sorted(found)}; pass device=")
     return found.pop()

@@ -85,8 +85,7 @@ def environment() -> dict[str, Any]:
 def _device() -> str:
     import jax
 
-    backend = jax.default_backend()
-    return "gpu" if backend in ("cuda", "rocm") else backend
+    return jax.default_backend()  # "cpu", "cuda", "rocm" or "tpu": the device classes of the tier table
 
 
 def build(

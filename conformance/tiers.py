@@ -31,7 +31,11 @@ TIERS: tuple[str, ...] = ("exact", "perfect", "excellent", "good", "warning", "a
 GRADED_TIERS: tuple[str, ...] = TIERS[1:-1]  # the tiers defined by a bound
 SCALES: tuple[str, ...] = ("abs", "rel", "range")
 DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
-DEVICES: tuple[str, ...] = ("cpu", "gpu", "tpu")
+# Device classes: JAX's platform names (`jax.default_backend()`), so a row for "cuda" never applies on a TPU.
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "rocm", "tpu")
+# Why an `exact` row may require bitwise equality (see `conformance.exactness`): the only situations in
+# which two results are bitwise equal on every machine.
+EXACT_REASONS: tuple[str, ...] = ("same-program", "order-independent", "reference-self")
 SUBSYSTEMS: tuple[str, ...] = (
     "gcm",
     "cem",
@@ -72,12 +76,29 @@ def eps(dtype: str) -> float:
     return float(np.finfo(np.dtype(dtype)).eps)
 
 
+def justification_error(reason: str | None) -> str | None:
+    """Why ``reason`` does not justify bitwise equality (``None`` when it does).
+
+    A justification reads ``"<category>: <why>"`` with a category from `EXACT_REASONS`.
+    """
+    if not reason or not reason.strip():
+        return f"bitwise equality needs a justification '<category>: <why>' with a category in {EXACT_REASONS}"
+    category, sep, why = reason.partition(":")
+    if category.strip() not in EXACT_REASONS or not sep or not why.strip():
+        return (
+            f"justification {reason!r} must read '<category>: <why>' with a category in {EXACT_REASONS} "
+            "(two different programs are compared with a tier, not bitwise)"
+        )
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Requirement:
     backend: str
     device: str  # a device name or "*"
     dtype: str
     tier: str
+    reason: str = ""  # required for `exact` rows and for device rows that differ from the "*" row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,11 +306,12 @@ def parse_table(
         for i, row in enumerate(rows):
             rwhere = f"{where} required[{i}]"
             _expect(
-                isinstance(row, list) and len(row) == 4 and all(isinstance(x, str) for x in row),
+                isinstance(row, list) and len(row) in (4, 5) and all(isinstance(x, str) for x in row),
                 rwhere,
-                f"must be [backend, device, dtype, tier]; got {row!r}",
+                f"must be [backend, device, dtype, tier] or [backend, device, dtype, tier, reason]; got {row!r}",
             )
-            backend, device, dtype, tier = row
+            backend, device, dtype, tier = row[:4]
+            reason = row[4].strip() if len(row) == 5 else ""
             _expect(backend in backends, rwhere, f"unknown backend {backend!r}; declare it in [backends]")
             _expect(
                 device == "*" or device in DEVICES, rwhere, f"unknown device {device!r}; use * or {DEVICES}"
@@ -302,8 +324,21 @@ def parse_table(
                 rwhere,
                 f"duplicate requirement for {backend}/{device}/{dtype}",
             )
+            if tier == "exact":
+                problem = justification_error(reason)
+                _expect(problem is None, rwhere, f"an 'exact' row {problem}")
             seen.add((backend, device, dtype))
-            reqs.append(Requirement(backend, device, dtype, tier))
+            reqs.append(Requirement(backend, device, dtype, tier, reason))
+        for r in reqs:
+            wild = next(
+                (w for w in reqs if (w.backend, w.device, w.dtype) == (r.backend, "*", r.dtype)), None
+            )
+            _expect(
+                r.device == "*" or wild is None or wild.tier == r.tier or bool(r.reason),
+                where,
+                f"the {r.device} row of {r.backend}/{r.dtype} requires {r.tier!r} where every other device "
+                f"requires {wild.tier if wild else ''!r}: give the reason as a fifth element of the row",
+            )
         cases[name] = CaseSpec(name=name, scale=scale, doc=str(body.get("doc", "")), required=tuple(reqs))
 
     return TierTable(

@@ -31,7 +31,7 @@ SELFTEST_CASES = """
 scale = "abs"
 required = [["numpy", "*", "float32", "perfect"], ["numpy", "*", "float64", "perfect"],
             ["numpy", "*", "bfloat16", "perfect"], ["jax-jit", "*", "float32", "perfect"],
-            ["jax-jit", "*", "float64", "perfect"], ["numpy", "gpu", "float32", "good"]]
+            ["jax-jit", "*", "float64", "perfect"], ["numpy", "cuda", "float32", "good", "selftest: a looser row for one device class"]]
 [cases."selftest.rel"]
 scale = "rel"
 required = [["numpy", "*", "float32", "perfect"], ["numpy", "*", "float64", "perfect"]]
@@ -40,7 +40,7 @@ scale = "range"
 required = [["numpy", "*", "float32", "perfect"], ["numpy", "*", "float64", "perfect"]]
 [cases."selftest.exact"]
 scale = "abs"
-required = [["numpy", "*", "float32", "exact"]]
+required = [["numpy", "*", "float32", "exact", "reference-self: a selftest row"]]
 """
 
 

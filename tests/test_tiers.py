@@ -201,7 +201,7 @@ def test_degenerate_scales_fall_back_to_the_reference_magnitude(table) -> None:
 
 def test_required_tier_lookup_prefers_the_exact_device(table) -> None:
     assert table.required("selftest.abs", "numpy", "cpu", "float32") == "perfect"
-    assert table.required("selftest.abs", "numpy", "gpu", "float32") == "good"
+    assert table.required("selftest.abs", "numpy", "cuda", "float32") == "good"
     with pytest.raises(
         TierTableError, match=r"no required tier for selftest\.rel on backend 'jax-jit'.*Add a row"
     ):
@@ -214,10 +214,10 @@ def test_required_tier_lookup_prefers_the_exact_device(table) -> None:
 
 def test_expected_cases_per_device(table) -> None:
     cpu = table.expected(["selftest"], "cpu")
-    gpu = table.expected(["selftest"], "gpu")
+    cuda = table.expected(["selftest"], "cuda")
     assert ("selftest.abs", "numpy", "float32", "perfect") in cpu
-    assert ("selftest.abs", "numpy", "float32", "good") in gpu
-    assert ("selftest.abs", "numpy", "float32", "perfect") not in gpu
+    assert ("selftest.abs", "numpy", "float32", "good") in cuda
+    assert ("selftest.abs", "numpy", "float32", "perfect") not in cuda
     assert table.expected(["gcm"], "cpu") == []
 
 
@@ -228,6 +228,15 @@ BAD_TABLES = [
     ('required = [["numpy", "*", "float8", "good"]]', "unknown dtype 'float8'"),
     ('required = [["numpy", "*", "float32", "severe"]]', "requiring 'severe' requires nothing"),
     ('required = [["numpy", "*", "float32"]]', r"must be \[backend, device, dtype, tier\]"),
+    ('required = [["numpy", "*", "float32", "exact"]]', "an 'exact' row bitwise equality needs a justification"),
+    (
+        'required = [["numpy", "*", "float32", "exact", "because it passed here"]]',
+        "must read '<category>: <why>'",
+    ),
+    (
+        'required = [["numpy", "*", "float32", "perfect"], ["numpy", "cuda", "float32", "good"]]',
+        "the cuda row of numpy/float32 requires 'good' where every other device requires 'perfect'",
+    ),
     (
         'required = [["numpy", "*", "float32", "good"], ["numpy", "*", "float32", "perfect"]]',
         "duplicate requirement",

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import implementations.cem as impl
 import reference.cem as ref
 from conformance import compiles
+from conformance.exactness import Exactness, assert_bitwise, assert_within
 from reference.cem.config import CEMConfig, CEMInputError
 
 CFG = CEMConfig(
@@ -68,16 +69,21 @@ def test_query_grid_includes_both_end_knots() -> None:
     assert tq[0] == tk[0] and tq[-1] == tk[-1] and len(tq) == CFG.ctrl_steps
 
 
-def test_two_iterations_equal_two_single_iterations_bit_for_bit() -> None:
-    """hydrax's tests/test_opt_iterations.py, with injected noise: iterations=2 == two calls of one."""
+def test_two_iterations_equal_two_single_iterations() -> None:
+    """hydrax's tests/test_opt_iterations.py, with injected noise: iterations=2 == two calls of one.
+
+    Within `perfect`, not bitwise: the two-iteration ``optimize`` and the two separate calls are different XLA
+    programs (a fused loop against two executables), which round differently when XLA vectorizes for a
+    different ISA (one float32 ulp of ``std`` on AVX-512, bitwise on SSE4.2 and AVX2)."""
     cfg2 = CEMConfig(**{**CFG.to_json(), "iterations": 2})
     kw = _inputs(1)
     noise = np.stack([kw["noise"], _inputs(2)["noise"]])
     two = impl.optimize(kw["x0"], np.float32(0.05), kw["tk"], kw["mean"], kw["std"], noise, cfg2)
     a = impl.optimize(kw["x0"], np.float32(0.05), kw["tk"], kw["mean"], kw["std"], noise[:1], CFG)
     b = impl.cem_iteration(kw["x0"], a["tk"], a["mean"], a["std"], noise[1], CFG)
-    np.testing.assert_array_equal(np.asarray(two["mean"]), np.asarray(b["mean"]))
-    np.testing.assert_array_equal(np.asarray(two["std"]), np.asarray(b["std"]))
+    assert_within({k: b[k] for k in ("mean", "std")}, {k: two[k] for k in ("mean", "std")}, "perfect")
+    # the composition is not vacuous: a second iteration moves the distribution
+    assert np.abs(np.asarray(b["mean"]) - np.asarray(a["mean"])).max() > 1e-3
 
 
 def test_same_key_same_samples_and_no_recompile() -> None:
@@ -89,9 +95,10 @@ def test_same_key_same_samples_and_no_recompile() -> None:
         second = jax.device_get(impl.optimize_key(*args))
         impl.optimize_key(kw["x0"], np.float32(0.3), *args[2:])  # another time value: traced, no recompile
     assert c.compiles == 0
-    for k in first:
-        np.testing.assert_array_equal(first[k], second[k])
-    assert not np.array_equal(first["key"], key), "the key must advance"
+    assert_bitwise(
+        first, second, why=f"{Exactness.SAME_PROGRAM}: one executable called twice on the same inputs"
+    )
+    assert np.any(first["key"] != key), "the key must advance"
 
 
 def test_warm_start_reinterpolates_at_shifted_knots() -> None:

@@ -384,6 +384,10 @@ def _coords(draw: st.DrawFn, shape: tuple[int, ...]) -> np.ndarray:
     k = N_POINTS // 4
     pts[:, :k] = np.round(pts[:, :k])  # exactly on samples (and on the seam n - 1, 0, n)
     pts[:, k : 2 * k] = np.round(pts[:, k : 2 * k]) + 0.25  # near but not on half samples
+    # Order 0 rounds at half samples (and its mode boundaries sit there): keep every point >= 1e-3 away, so the
+    # index is the same whether a side computes it in float32 or float64, with or without FMA.
+    frac = pts - np.floor(pts)
+    pts[np.abs(frac - 0.5) < 1e-3] += 2e-3
     return pts
 
 

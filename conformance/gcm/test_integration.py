@@ -95,4 +95,4 @@ def test_integration_reference_moves() -> None:
     for name, first in states[0].items():
         if name in ("cloud",):  # diagnostic: recomputed each step from humidity
             continue
-        assert not np.array_equal(first, states[-1][name]), name
+        assert np.any(first != states[-1][name]), name

@@ -15,6 +15,7 @@ from flax import nnx
 import implementations.vae as impl
 import reference.vae as ref
 from conformance import compiles, precision
+from conformance.exactness import Exactness, assert_bitwise
 from conformance.vae.cases import MICRO, MICRO_TILED, random_state_dict
 from implementations.vae.convert import abstract_model, load_model, to_torch_state_dict
 from implementations.vae.layers import nearest_indices
@@ -36,11 +37,13 @@ def test_round_trip_is_exact_and_every_tensor_is_used() -> None:
     model = load_model(impl.AutoencoderKLCogVideoX, (tiny2(),), sd)
     back = to_torch_state_dict(model)
     assert sorted(back) == sorted(sd)
-    for k, v in sd.items():
-        assert back[k].dtype == np.float32 and np.array_equal(back[k], v.numpy()), k
+    for k in sd:
+        assert back[k].dtype == np.float32, k
+    copy = f"{Exactness.ORDER_INDEPENDENT}: weight conversion copies and transposes"
+    assert_bitwise({k: v.numpy() for k, v in sd.items()}, {k: back[k] for k in sd}, why=copy)
     # and NNX -> torch -> NNX
     again = to_torch_state_dict(load_model(impl.AutoencoderKLCogVideoX, (tiny2(),), back))
-    assert all(np.array_equal(again[k], back[k]) for k in back)
+    assert_bitwise(back, {k: again[k] for k in back}, why=copy)
 
 
 def test_state_dict_keys_are_diffusers_keys() -> None:
@@ -70,13 +73,16 @@ def test_linear_and_conv2d_transposes() -> None:
     sd = block.state_dict()
     assert sd["temb_proj.weight"].shape == (16, 12)
     m = load_model(impl.CogVideoXResnetBlock3D, ctor_args, sd, temb_channels=12, groups=4)
-    np.testing.assert_array_equal(
-        np.asarray(m.temb_proj.kernel[...]), sd["temb_proj.weight"].numpy().T.astype(np.float32)
+    copy = f"{Exactness.ORDER_INDEPENDENT}: a transposed copy"
+    assert_bitwise(
+        sd["temb_proj.weight"].numpy().T.astype(np.float32), np.asarray(m.temb_proj.kernel[...]), why=copy
     )
     down = ref.CogVideoXDownsample3D(8, 4)
     md = load_model(impl.CogVideoXDownsample3D, (8, 4), down.state_dict())
-    np.testing.assert_array_equal(
-        np.asarray(md.conv.kernel[...]), down.state_dict()["conv.weight"].numpy().transpose(2, 3, 1, 0)
+    assert_bitwise(
+        down.state_dict()["conv.weight"].numpy().transpose(2, 3, 1, 0),
+        np.asarray(md.conv.kernel[...]),
+        why=copy,
     )
 
 
@@ -120,7 +126,11 @@ def test_causal_conv_ignores_later_frames_and_caches_two_frames() -> None:
     y[:, 4:] += 5.0
     ox, cache = conv(jnp.asarray(x))
     oy, _ = conv(jnp.asarray(y))
-    np.testing.assert_array_equal(np.asarray(ox[:, :4]), np.asarray(oy[:, :4]))
+    assert_bitwise(
+        np.asarray(ox[:, :4]),
+        np.asarray(oy[:, :4]),
+        why=f"{Exactness.SAME_PROGRAM}: one executable; frames 0-3 of the output read only unchanged inputs",
+    )
     assert not np.allclose(np.asarray(ox[:, 4:]), np.asarray(oy[:, 4:]))
     assert cache.shape == (2, 2, 6, 6, 4)
     _, tcache = conv_t(torch.from_numpy(np.moveaxis(x, -1, 1)).double())
@@ -174,7 +184,12 @@ def test_nearest_indices_are_torch_legacy_nearest(n_in: int) -> None:
     for n_out in range(1, 40):
         x = torch.arange(n_in, dtype=torch.float64)[None, None, :, None]
         want = F.interpolate(x, size=(n_out, 1))[0, 0, :, 0].numpy().astype(int)
-        np.testing.assert_array_equal(nearest_indices(n_in, n_out), want, err_msg=f"{n_in} -> {n_out}")
+        assert_bitwise(
+            want,
+            nearest_indices(n_in, n_out),
+            why=f"{Exactness.ORDER_INDEPENDENT}: integer indices",
+            err_msg=f"{n_in} -> {n_out}",
+        )
 
 
 # -- compile counts ---------------------------------------------------------------------------------------------
@@ -217,4 +232,8 @@ def test_tiled_equals_untiled_when_a_single_tile_covers_the_input() -> None:
     z = np.random.default_rng(1).standard_normal((1, 3, 12, 12, 4)).astype(np.float32)
     tiled = np.asarray(m.decode(z))
     m.disable_tiling()
-    np.testing.assert_array_equal(tiled, np.asarray(m.decode(z)))
+    assert_bitwise(
+        np.asarray(m.decode(z)),
+        tiled,
+        why=f"{Exactness.SAME_PROGRAM}: one tile covers the input, so both run the same decode",
+    )
