@@ -1,7 +1,11 @@
-"""Command line of the parity suite: ``python -m conformance {run,report,replay,list,localize}``.
+"""Command line of the parity suite: ``python -m conformance {run,merge,diff,report,replay,list,costs,localize}``.
 
 - ``run``: run the parity suites through pytest with the plugin and write the report; the exit status is
   the gate (0 only when every case reaches its required tier, none is missing, and every test passed).
+  ``--shard K/N`` runs one of N deterministic shards (balanced by measured cost).
+- ``merge DIR... --out DIR``: shards and devices merged into one report and one gate.
+- ``diff BASE HEAD``: parity drift between two reports; non-zero exit on a dropped tier or grown error.
+- ``costs DIR... --out FILE``: the per-test costs that balance the shards, measured by earlier runs.
 - ``report DIR``: re-render ``report.md`` and ``report.html`` from ``DIR/report.json``.
 - ``replay FILE``: re-run a saved worst example (``DIR/examples/*.npz``) and print its metrics.
 - ``list``: the declared cases, their scales and required tiers.
@@ -31,6 +35,14 @@ def available_subsystems() -> list[str]:
 
 
 def _run(args: argparse.Namespace, extra: list[str]) -> int:
+    from conformance import shards
+
+    if args.shard:
+        try:
+            shards.parse(args.shard)
+        except shards.ShardError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     subsystems = args.subsystem or available_subsystems()
     for s in subsystems if not args.suite else ():
         if s not in SUBSYSTEMS:
@@ -53,6 +65,10 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
     ]
     if args.tiers:
         cmd.append(f"--conformance-tiers={Path(args.tiers).resolve()}")
+    if args.shard:
+        cmd.append(f"--conformance-shard={args.shard}")
+    if args.costs:
+        cmd.append(f"--conformance-costs={Path(args.costs).resolve()}")
     if args.workers != "0" and importlib.util.find_spec("xdist") is not None:
         cmd += ["-n", args.workers]
     cmd += extra
@@ -100,6 +116,62 @@ def _replay(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from conformance import merge, report
+
+    try:
+        items = merge.load_all(args.dirs)
+        out = Path(args.out)
+        doc = merge.merge(items, allow=args.allow or (), out_dir=out)
+    except (report.ReportError, merge.MergeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report.write(doc, out)
+    for gap in merge.missing_shards(items):
+        print(f"warning: shard {gap} is not among the inputs: its cells are missing", file=sys.stderr)
+    s = doc["summary"]
+    print(
+        f"merged {len(items)} report(s) ({doc['device']}): {s['cases']} cells, {s['cases_failed']} below their "
+        f"tier, {s['cases_missing']} missing; gate {'PASSED' if s['gate_passed'] else 'FAILED'}: {out / 'report.md'}"
+    )
+    return 0 if s["gate_passed"] else 1
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from conformance import diff, report
+
+    try:
+        base, head = report.load(args.base), report.load(args.head)
+        changes = diff.diff(base, head, factor=args.factor)
+    except (report.ReportError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if base["tier_table"].get("digest") != head["tier_table"].get("digest"):
+        print("note: the two reports were judged by different tier tables", file=sys.stderr)
+    print(diff.render(changes, str(args.base), str(args.head)))
+    return 1 if any(c.kind in diff.FAILING for c in changes) else 0
+
+
+def _costs(args: argparse.Namespace) -> int:
+    from conformance import report, shards
+
+    try:
+        docs = [report.load(d) for d in args.dirs]
+    except report.ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    costs = shards.costs_from_reports(docs)
+    from conformance import hardware
+
+    source = "; ".join(
+        f"{d['profile']['name']} profile, {d['created_utc']}, {hardware.summary(d['environment']['hardware'])}"
+        for d in docs
+    )
+    shards.write_costs(costs, args.out, source=source)
+    print(f"wrote {len(costs)} test costs ({sum(costs.values()):.0f} s in all) to {args.out}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from conformance.tiers import default_table
 
@@ -126,6 +198,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         help="run these test paths instead of conformance/<subsystem> (repeatable)",
     )
+    p_run.add_argument("--shard", metavar="K/N", help="run only shard K of N (deterministic, cost-balanced)")
+    p_run.add_argument(
+        "--costs", help="per-test cost table for --shard (default: conformance/shard_costs.json)"
+    )
+    p_merge = sub.add_parser("merge", help="merge shard and device reports into one report and one gate")
+    p_merge.add_argument("dirs", nargs="+", help="report directories (or report.json files)")
+    p_merge.add_argument("--out", required=True, help="directory of the merged report")
+    p_merge.add_argument(
+        "--allow",
+        action="append",
+        choices=("table", "profile"),
+        help="merge reports judged by different tier tables or Hypothesis profiles (repeatable)",
+    )
+    p_diff = sub.add_parser("diff", help="parity drift between two reports (exit 1 on a drop)")
+    p_diff.add_argument("base")
+    p_diff.add_argument("head")
+    p_diff.add_argument(
+        "--factor", type=float, default=10.0, help="worst-error growth that counts as drift (default 10)"
+    )
+    p_costs = sub.add_parser("costs", help="write the per-test costs that balance --shard, from reports")
+    p_costs.add_argument("dirs", nargs="+")
+    p_costs.add_argument("--out", default=str(PACKAGE_DIR / "shard_costs.json"))
     p_rep = sub.add_parser("report", help="re-render report.md and report.html from report.json")
     p_rep.add_argument("dir", help="report directory or report.json")
     p_rep.add_argument("--gate", action="store_true", help="exit 1 when the report's gate failed")
@@ -147,7 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":
         return _run(args, [x for x in extra if x != "--"])
-    return {"report": _report, "replay": _replay, "list": _list}[args.command](args)
+    commands = {
+        "report": _report,
+        "replay": _replay,
+        "list": _list,
+        "merge": _merge,
+        "diff": _diff,
+        "costs": _costs,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -61,11 +61,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="subsystems whose declared cases the report must contain (default: those of the collected tests)",
     )
+    group.addoption(
+        "--conformance-shard",
+        metavar="K/N",
+        default=None,
+        help="run only the K-th of N deterministic shards of the collected tests (balanced by measured cost); "
+        "the report's missing-case check is left to `python -m conformance merge`",
+    )
+    group.addoption(
+        "--conformance-costs",
+        metavar="PATH",
+        default=None,
+        help="per-test costs (seconds) that balance the shards (default: conformance/shard_costs.json)",
+    )
 
 
 class _Session:
-    def __init__(self, config: pytest.Config, out_dir: Path | None, profile: str) -> None:
+    def __init__(
+        self, config: pytest.Config, out_dir: Path | None, profile: str, shard: tuple[int, int] | None
+    ) -> None:
         self.config = config
+        self.shard = shard
         self.out_dir = out_dir
         self.profile = profile
         self.is_worker = hasattr(config, "workerinput")
@@ -81,12 +97,22 @@ class _Session:
             rec.start_test()
         precision.apply_torch_if_loaded()
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         for item in items:
             mod = getattr(item, "module", None)
             parts = (getattr(mod, "__name__", "") or "").split(".")
             if len(parts) >= 3 and parts[0] == "conformance":
                 self.subsystems.add(parts[1])
+        if self.shard is not None:
+            from conformance import shards
+
+            k, n = self.shard
+            costs = shards.load_costs(config.getoption("conformance_costs"))
+            keep = set(shards.select([i.nodeid for i in items], k, n, costs))
+            dropped = [i for i in items if i.nodeid not in keep]
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+            items[:] = [i for i in items if i.nodeid in keep]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
@@ -131,6 +157,7 @@ class _Session:
             profile=self.profile,
             pytest_exitstatus=int(exitstatus),
             duration_s=time.time() - self.started,
+            shard=self.shard,
         )
         report.write(doc, self.out_dir)
         if not doc["summary"]["gate_passed"] and session.exitstatus == 0:
@@ -140,7 +167,9 @@ class _Session:
             s = doc["summary"]
             tr.write_line(
                 f"conformance report: {s['cases']} cases, {s['examples']} examples, "
-                f"{s['cases_failed']} below required tier, {s['cases_missing']} missing, "
+                f"{s['cases_failed']} below required tier, {s['cases_missing']} missing"
+                + (f" ({s['cases_deferred']} not in this shard: checked at merge)" if self.shard else "")
+                + ", "
                 f"gate {'PASSED' if s['gate_passed'] else 'FAILED'} -> {self.out_dir / 'report.html'}"
             )
 
@@ -170,7 +199,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PREVIOUS] = previous
     recorder.install(recorder.Recorder(out_dir, worker), profile)
     _listen_to_jax()
-    config.pluginmanager.register(_Session(config, out_dir, profile), "conformance-session")
+    shard = None
+    if config.getoption("conformance_shard"):
+        from conformance import shards
+
+        try:
+            shard = shards.parse(config.getoption("conformance_shard"))
+        except shards.ShardError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.register(_Session(config, out_dir, profile, shard), "conformance-session")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -49,7 +49,7 @@ def slug(case: str, dtype: str, backend: str, device: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.@-]+", "_", f"{case}@{dtype}@{backend}@{device}")
 
 
-def _worst_key(d: Mapping[str, Any]) -> tuple[int, float, float]:
+def worst_key(d: Mapping[str, Any]) -> tuple[int, float, float]:
     worst = next((leaf for leaf in d["leaves"] if leaf["path"] == d["worst_leaf"]), None)
     mae = worst["mae_norm"] if worst else float("inf")
     mx = worst["max_norm"] if worst else float("inf")
@@ -135,7 +135,7 @@ class Recorder:
             }
             is_worst = True
         else:
-            is_worst = _worst_key(d) > _worst_key(entry["worst"])
+            is_worst = worst_key(d) > worst_key(entry["worst"])
         entry["examples"] += 1
         entry["failed_examples"] += 0 if result.passed else 1
         entry["tier_counts"][result.tier] = entry["tier_counts"].get(result.tier, 0) + 1
@@ -219,7 +219,7 @@ def merge(exports: Sequence[Mapping[str, Any]], out_dir: Path | None = None) -> 
             for t, n in e["tier_counts"].items():
                 cur["tier_counts"][t] = cur["tier_counts"].get(t, 0) + n
             cur["nodeids"] = sorted(set(cur["nodeids"]) | set(e["nodeids"]))
-            if _worst_key(e["worst"]) > _worst_key(cur["worst"]):
+            if worst_key(e["worst"]) > worst_key(cur["worst"]):
                 if cur.get("inputs_file"):
                     losers.append(cur["inputs_file"])
                 cur["worst"], cur["inputs_file"] = e["worst"], e.get("inputs_file")

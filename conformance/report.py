@@ -19,12 +19,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance import atomic, precision
+from conformance import atomic, hardware, precision
 from conformance.parity import ParityResult
 from conformance.tiers import TIERS, TierTable, at_least, default_table
 
 SCHEMA = "parity-suite.report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PACKAGES = (
     "numpy",
     "scipy",
@@ -71,6 +71,7 @@ def environment() -> dict[str, Any]:
 
     devices = [{"platform": d.platform, "kind": d.device_kind, "id": d.id} for d in jax.devices()]
     return {
+        "hardware": hardware.fingerprint(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
@@ -78,7 +79,10 @@ def environment() -> dict[str, Any]:
         "versions": versions,
         "jax_backend": jax.default_backend(),
         "devices": devices,
-        "env": {k: os.environ.get(k) for k in ("JAX_PLATFORMS", "XLA_FLAGS", "CONFORMANCE_PROFILE")},
+        "env": {
+            k: os.environ.get(k)
+            for k in ("JAX_PLATFORMS", "XLA_FLAGS", "ATEN_CPU_CAPABILITY", "CONFORMANCE_PROFILE")
+        },
     }
 
 
@@ -86,6 +90,72 @@ def _device() -> str:
     import jax
 
     return jax.default_backend()  # "cpu", "cuda", "rocm" or "tpu": the device classes of the tier table
+
+
+def missing_cell(
+    case: str, backend: str, dtype: str, device: str, required: str, scale: str
+) -> dict[str, Any]:
+    """A declared cell that no test asserted."""
+    return {
+        "key": f"{case}@{dtype}@{backend}@{device}",
+        "case": case,
+        "subsystem": case.split(".", 1)[0],
+        "backend": backend,
+        "device": device,
+        "dtype": dtype,
+        "scale": scale,
+        "required": required,
+        "tier": "missing",
+        "status": "missing",
+        "examples": 0,
+        "failed_examples": 0,
+        "tier_counts": {},
+        "worst": None,
+        "compiles": 0,
+        "traces": 0,
+        "nodeids": [],
+        "inputs_file": None,
+    }
+
+
+def cell_status(entry: Mapping[str, Any]) -> str:
+    return (
+        "pass" if entry["required"] is None or at_least(entry["worst"]["tier"], entry["required"]) else "fail"
+    )
+
+
+def summarize(
+    cases: Sequence[Mapping[str, Any]],
+    outcomes: Sequence[Mapping[str, Any]],
+    *,
+    pytest_ok: bool,
+    duration_s: float,
+    pytest_exitstatus: int,
+    deferred: int = 0,
+) -> dict[str, Any]:
+    """The summary block and the gate: pytest passed, no cell below its tier, no declared cell missing."""
+    tests = {k: 0 for k in ("passed", "failed", "error", "skipped")}
+    for o in outcomes:
+        tests[o["outcome"]] += 1
+    n_fail = sum(c["status"] == "fail" for c in cases)
+    n_missing = sum(c["status"] == "missing" for c in cases)
+    return {
+        "gate_passed": pytest_ok and n_fail == 0 and n_missing == 0,
+        "cases": len(cases),
+        "cases_passed": sum(c["status"] == "pass" for c in cases),
+        "cases_failed": n_fail,
+        "cases_missing": n_missing,
+        "cases_deferred": deferred,
+        "examples": sum(c["examples"] for c in cases),
+        "compiles": sum(c["compiles"] for c in cases),
+        "tests": tests,
+        "pytest_exitstatus": pytest_exitstatus,
+        "duration_s": round(duration_s, 2),
+    }
+
+
+def sort_cells(cases: list[dict[str, Any]]) -> None:
+    cases.sort(key=lambda c: (c["subsystem"], c["case"], c["dtype"], c["backend"], c["device"]))
 
 
 def build(
@@ -98,8 +168,13 @@ def build(
     duration_s: float,
     table: TierTable | None = None,
     device: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the report document from the merged recordings and the test outcomes."""
+    """Assemble the report document from the merged recordings and the test outcomes.
+
+    A shard's report holds only the cells its tests asserted: a declared cell it did not run is not "missing"
+    there (another shard may run it) but counted as deferred; `conformance.merge` checks the union.
+    """
     from hypothesis import settings
 
     table = table or default_table()
@@ -107,40 +182,21 @@ def build(
     cases: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str]] = set()
     for e in merged.get("entries", []):
-        status = "pass" if e["required"] is None or at_least(e["worst"]["tier"], e["required"]) else "fail"
-        cases.append({**e, "tier": e["worst"]["tier"], "status": status})
+        cases.append({**e, "tier": e["worst"]["tier"], "status": cell_status(e)})
         seen.add((e["case"], e["backend"], e["dtype"]))
-    for case, backend, dtype, tier in table.expected(subsystems, device):
-        if (case, backend, dtype) not in seen:
-            cases.append(
-                {
-                    "key": f"{case}@{dtype}@{backend}@{device}",
-                    "case": case,
-                    "subsystem": case.split(".", 1)[0],
-                    "backend": backend,
-                    "device": device,
-                    "dtype": dtype,
-                    "scale": table.case(case).scale,
-                    "required": tier,
-                    "tier": "missing",
-                    "status": "missing",
-                    "examples": 0,
-                    "failed_examples": 0,
-                    "tier_counts": {},
-                    "worst": None,
-                    "compiles": 0,
-                    "traces": 0,
-                    "nodeids": [],
-                    "inputs_file": None,
-                }
-            )
-    cases.sort(key=lambda c: (c["subsystem"], c["case"], c["dtype"], c["backend"], c["device"]))
-    tests = {k: 0 for k in ("passed", "failed", "error", "skipped")}
-    for o in outcomes:
-        tests[o["outcome"]] += 1
-    n_fail = sum(c["status"] == "fail" for c in cases)
-    n_missing = sum(c["status"] == "missing" for c in cases)
-    gate = pytest_exitstatus == 0 and n_fail == 0 and n_missing == 0
+    declared = [
+        {"case": c, "backend": b, "dtype": d, "device": device, "required": t, "scale": table.case(c).scale}
+        for c, b, d, t in table.expected(subsystems, device)
+    ]
+    deferred = 0
+    for cell in declared:
+        if (cell["case"], cell["backend"], cell["dtype"]) in seen:
+            continue
+        if shard is None:
+            cases.append(missing_cell(**cell))
+        else:
+            deferred += 1
+    sort_cells(cases)
     current = settings.default
     return {
         "schema": SCHEMA,
@@ -149,6 +205,7 @@ def build(
         "command": sys.argv,
         "subsystems": list(subsystems),
         "device": device,
+        "shard": {"index": shard[0], "count": shard[1]} if shard else None,
         "profile": {
             "name": profile,
             "max_examples": current.max_examples,
@@ -157,18 +214,15 @@ def build(
         "environment": environment(),
         "precision": precision.settings(),
         "tier_table": table.to_dict(),
-        "summary": {
-            "gate_passed": gate,
-            "cases": len(cases),
-            "cases_passed": sum(c["status"] == "pass" for c in cases),
-            "cases_failed": n_fail,
-            "cases_missing": n_missing,
-            "examples": sum(c["examples"] for c in cases),
-            "compiles": sum(c["compiles"] for c in cases),
-            "tests": tests,
-            "pytest_exitstatus": pytest_exitstatus,
-            "duration_s": round(duration_s, 2),
-        },
+        "declared": declared,
+        "summary": summarize(
+            cases,
+            outcomes,
+            pytest_ok=pytest_exitstatus == 0,
+            duration_s=duration_s,
+            pytest_exitstatus=pytest_exitstatus,
+            deferred=deferred,
+        ),
         "cases": cases,
         "tests": sorted(outcomes, key=lambda o: o["nodeid"]),
         "series": list(merged.get("series", [])),
@@ -241,8 +295,24 @@ def _summary_line(doc: Mapping[str, Any]) -> str:
         f"{s['cases_missing']} missing), {s['examples']} examples, {s['compiles']} JAX compilations; "
         f"tests: {t['passed']} passed, {t['failed']} failed, {t['error']} errors, {t['skipped']} skipped; "
         f"profile {p['name']} ({p['max_examples']} examples, derandomized={p['derandomize']}); "
-        f"device {doc['device']}; {s['duration_s']} s."
+        f"device {doc['device']}"
+        + (f", shard {doc['shard']['index']}/{doc['shard']['count']}" if doc.get("shard") else "")
+        + (f" ({s['cases_deferred']} declared cells left to other shards)" if s.get("cases_deferred") else "")
+        + f"; {s['duration_s']} s."
     )
+
+
+def _sources(doc: Mapping[str, Any]) -> list[str]:
+    """One line per input of a merged report (its device, shard, gate and machine)."""
+    out = []
+    for src in doc.get("merged_from", []):
+        shard = src.get("shard")
+        where = src["device"] + (f" shard {shard['index']}/{shard['count']}" if shard else "")
+        out.append(
+            f"{src['path']} ({where}): gate {'PASSED' if src['gate_passed'] else 'FAILED'}, pytest exit "
+            f"{src['pytest_exitstatus']}; {src['machine']}"
+        )
+    return out
 
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
@@ -251,6 +321,11 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     w = out.write
     w(f"# Parity report: gate {'PASSED' if s['gate_passed'] else 'FAILED'}\n\n")
     w(_summary_line(doc) + "\n\n")
+    sources = _sources(doc)
+    if sources:
+        w(f"Merged from {len(sources)} reports:\n\n" + "".join(f"- {line}\n" for line in sources) + "\n")
+    else:
+        w(f"Machine: {hardware.summary(doc['environment']['hardware'])}.\n\n")
     prec = doc["precision"]
     w("Precision: " + ", ".join(f"`{k}={v}`" for k, v in prec.items()) + ".\n\n")
     bad = [c for c in doc["cases"] if c["status"] != "pass"]
@@ -372,6 +447,13 @@ def render_html(doc: Mapping[str, Any]) -> str:
     add(f"<style>{_CSS}</style></head><body>")
     verdict = "<span class='pass'>PASSED</span>" if s["gate_passed"] else "<span class='fail'>FAILED</span>"
     add(f"<h1>Parity report: gate {verdict}</h1><p>{html.escape(_summary_line(doc))}</p>")
+    sources = _sources(doc)
+    if sources:
+        add(
+            "<p>Merged from:</p><ul id='sources'>"
+            + "".join(f"<li>{html.escape(x)}</li>" for x in sources)
+            + "</ul>"
+        )
     add(
         "<p class='legend'>"
         + "".join(f"<span style='background:{TIER_COLOURS[t]}'>{t}</span>" for t in (*TIERS, "missing"))
@@ -431,7 +513,14 @@ def render_html(doc: Mapping[str, Any]) -> str:
             )
     env = doc["environment"]
     add("<h2>Environment</h2><table class='matrix'>")
+    hw = env["hardware"]
     rows_env = {
+        "machine": hardware.summary(hw),
+        "CPU model": hw["cpu_model"],
+        "XLA ISA (native; --xla_cpu_max_isa)": f"{hw['xla_isa']} ({hw['xla_isa_native']}; {hw['xla_cpu_max_isa']})",
+        "XLA_FLAGS": hw["xla_flags"] or "(none)",
+        "torch CPU capability (native; ATEN_CPU_CAPABILITY)": f"{hw['torch_cpu_capability']} "
+        f"({hw['torch_cpu_capability_native']}; {hw['aten_cpu_capability']})",
         "python": env["python"],
         "platform": env["platform"],
         "CPUs": env["cpu_count"],

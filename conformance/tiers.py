@@ -82,7 +82,9 @@ def justification_error(reason: str | None) -> str | None:
     A justification reads ``"<category>: <why>"`` with a category from `EXACT_REASONS`.
     """
     if not reason or not reason.strip():
-        return f"bitwise equality needs a justification '<category>: <why>' with a category in {EXACT_REASONS}"
+        return (
+            f"bitwise equality needs a justification '<category>: <why>' with a category in {EXACT_REASONS}"
+        )
     category, sep, why = reason.partition(":")
     if category.strip() not in EXACT_REASONS or not sep or not why.strip():
         return (
@@ -209,12 +211,39 @@ class TierTable:
                         out[key] = r.tier
         return sorted((c, b, d, t) for (c, b, d), t in out.items())
 
+    def requirements(self) -> dict[str, Any]:
+        """Every case's scale and rows, as plain data (what a report keeps to name a table difference)."""
+        return {
+            name: {
+                "scale": spec.scale,
+                "required": [[r.backend, r.device, r.dtype, r.tier] for r in spec.required],
+            }
+            for name, spec in sorted(self.cases.items())
+        }
+
+    def digest(self) -> str:
+        """SHA-256 of everything that decides a verdict: bounds, guard, dtype scales, backends and requirements
+        (not the docs or reasons, which do not change a verdict)."""
+        import hashlib
+        import json
+
+        body = {
+            "bounds": dict(self.bounds),
+            "max_multiple": self.max_multiple,
+            "dtype_scale": dict(self.dtype_scale),
+            "backends": sorted(self.backends),
+            "cases": self.requirements(),
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
+            "digest": self.digest(),
             "bounds_float32": dict(self.bounds),
             "max_multiple": self.max_multiple,
             "dtype_scale": dict(self.dtype_scale),
+            "requirements": self.requirements(),
         }
 
 

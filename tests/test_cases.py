@@ -150,7 +150,7 @@ if REF_DTYPE_CASE.name not in cases._REGISTRY:
 def test_reference_dtype_per_case_dtype(table_factory) -> None:
     """A mapping picks the reference's precision per row; the reference sees exactly the rounded values."""
     table = table_factory(
-        '[cases."selftest.refdtype"]\nscale = "abs"\nrequired = [["jax-jit", "*", "float32", "exact"]]\n'
+        '[cases."selftest.refdtype"]\nscale = "abs"\nrequired = [["jax-jit", "*", "float32", "exact", "same-program: the same function at the same precision"]]\n'
     )
     case = cases._REGISTRY["selftest.refdtype"]
     assert case.reference_dtype_for("float32") == "float32"

@@ -228,7 +228,10 @@ BAD_TABLES = [
     ('required = [["numpy", "*", "float8", "good"]]', "unknown dtype 'float8'"),
     ('required = [["numpy", "*", "float32", "severe"]]', "requiring 'severe' requires nothing"),
     ('required = [["numpy", "*", "float32"]]', r"must be \[backend, device, dtype, tier\]"),
-    ('required = [["numpy", "*", "float32", "exact"]]', "an 'exact' row bitwise equality needs a justification"),
+    (
+        'required = [["numpy", "*", "float32", "exact"]]',
+        "an 'exact' row bitwise equality needs a justification",
+    ),
     (
         'required = [["numpy", "*", "float32", "exact", "because it passed here"]]',
         "must read '<category>: <why>'",
