@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -215,7 +216,12 @@ def memory_row() -> dict[str, Any]:
             # not the repo root: the child imports the project from the environment (under asv, the commit
             # being benchmarked), never from the working tree
             cwd=tempfile.gettempdir(),
-            env={**os.environ, "XLA_FLAGS": ""},
+            env={
+                **os.environ,
+                "XLA_FLAGS": re.sub(
+                    r"--xla_force_host_platform_device_count[= ]\d+", "", os.environ.get("XLA_FLAGS", "")
+                ),
+            },
         )
         res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     ratio = res["tiled4x"]["peak_above_baseline"] / max(res["tile"]["peak_above_baseline"], 1)

@@ -5,6 +5,9 @@
   ``--shard K/N`` runs one of N deterministic shards (balanced by measured cost).
 - ``merge DIR... --out DIR``: shards and devices merged into one report and one gate.
 - ``diff BASE HEAD``: parity drift between two reports; non-zero exit on a dropped tier or grown error.
+- ``isa``: the suites under emulated older instruction sets (XLA ``--xla_cpu_max_isa``, PyTorch
+  ``ATEN_CPU_CAPABILITY``); fails unless every run reaches the same (passing) verdict.
+- ``resolve [gpu] [tpu]``: the accelerator tox environments resolve as pinned (no accelerator needed).
 - ``costs DIR... --out FILE``: the per-test costs that balance the shards, measured by earlier runs.
 - ``report DIR``: re-render ``report.md`` and ``report.html`` from ``DIR/report.json``.
 - ``replay FILE``: re-run a saved worst example (``DIR/examples/*.npz``) and print its metrics.
@@ -217,6 +220,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_diff.add_argument(
         "--factor", type=float, default=10.0, help="worst-error growth that counts as drift (default 10)"
     )
+    p_isa = sub.add_parser(
+        "isa", help="run the suites under emulated ISAs; fail unless every verdict is the same"
+    )
+    p_isa.add_argument("--xla", default="SSE4_2,AVX2,native", help="XLA ISAs (default SSE4_2,AVX2,native)")
+    p_isa.add_argument(
+        "--torch", default="default,native", help="ATEN_CPU_CAPABILITY values (default default,native)"
+    )
+    p_isa.add_argument(
+        "--out", default="report-isa", help="one report directory per configuration under this"
+    )
+    p_isa.add_argument(
+        "--ci", action="store_true", help="only the one configuration that differs most from the current one"
+    )
+    p_isa.add_argument("run_args", nargs="*", help="passed to each `conformance run` (after --)")
+    p_resolve = sub.add_parser(
+        "resolve", help="prove the gpu/tpu tox environments resolve as pinned (pip --dry-run; no accelerator)"
+    )
+    p_resolve.add_argument("envs", nargs="*", choices=("gpu", "tpu"), help="default: gpu tpu")
     p_costs = sub.add_parser("costs", help="write the per-test costs that balance --shard, from reports")
     p_costs.add_argument("dirs", nargs="+")
     p_costs.add_argument("--out", default=str(PACKAGE_DIR / "shard_costs.json"))
@@ -237,6 +258,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from conformance import localize
 
         return localize.main([x for x in extra if x != "--"])
+    if args.command == "resolve":
+        from conformance import readiness
+
+        return readiness.main(args.envs)
+    if args.command == "isa":
+        from conformance import isa
+
+        args.run_args = [*(args.run_args or []), *[x for x in extra if x != "--"]]
+        return isa.main(args)
     if extra and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":

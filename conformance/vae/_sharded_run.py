@@ -7,11 +7,14 @@ Usage: python -m conformance.vae._sharded_run OUT.npz N_DEVICES
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 
 def main(out: str, n_devices: int) -> None:
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"
+    # keep the caller's other flags (an ISA cap of `python -m conformance isa` among them)
+    kept = re.sub(r"--xla_force_host_platform_device_count[= ]\d+", "", os.environ.get("XLA_FLAGS", ""))
+    os.environ["XLA_FLAGS"] = f"{kept} --xla_force_host_platform_device_count={n_devices}".strip()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
     import numpy as np
