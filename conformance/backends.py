@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import importlib.util
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+# Frameworks with a precision policy (`conformance.precision`); a backend of another framework is allowed and
+# runs without one.
 FRAMEWORKS = ("jax", "torch", "onnx", "numpy")
 ENTRY_POINT_GROUP = "conformance.backends"
 
@@ -32,9 +33,9 @@ class Backend:
     prepare: Callable[[Callable[..., Any]], Callable[..., Any]]
 
     def __post_init__(self) -> None:
-        if self.framework not in FRAMEWORKS:
+        if not self.framework or not self.framework.isidentifier():
             raise BackendError(
-                f"backend {self.name!r}: framework must be one of {FRAMEWORKS}; got {self.framework!r}"
+                f"backend {self.name!r}: framework must be a name (e.g. one of {FRAMEWORKS}); got {self.framework!r}"
             )
 
 
@@ -67,18 +68,14 @@ def names() -> list[str]:
 @cache
 def _load_entry_points() -> None:
     """Backends of other packages (entry-point group ``conformance.backends``: a callable that registers
-    them) and of this project's subsystems (a module ``conformance/<subsystem>/backends.py`` that registers
-    them on import): both load before the registry is first read."""
+    them) and of the installed subsystems (their ``backends`` module registers them on import): both load
+    before the registry is first read."""
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         ep.load()()
-    from conformance.tiers import SUBSYSTEMS
+    from conformance import subsystems
 
-    for subsystem in SUBSYSTEMS:
-        module = f"conformance.{subsystem}.backends"
-        if importlib.util.find_spec(f"conformance.{subsystem}") is None:
-            continue
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
+    for sub in subsystems.discovered().values():
+        sub.load_backends()
 
 
 # -- built-in backends ----------------------------------------------------------------------------

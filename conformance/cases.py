@@ -5,14 +5,17 @@ draws a *flat* mapping of inputs (arrays, numbers, strings) for a dtype; an opti
 mapping into the call's keyword arguments (e.g. a ``Grid`` from its sizes). Flat inputs are what a safe
 ``.npz`` holds, so the worst example of every case can be saved and replayed without Hypothesis.
 
-Each subsystem declares its cases in ``conformance/<subsystem>/cases.py`` and registers them here; the
-required tiers live in the tier table under the same names.
+A case is declared once: its rows in the tier table (``[cases."<name>"]``) are the only place its backend x
+dtype x device matrix is written. The Python side registers only what computes: the reference, the
+implementation, the input strategy and ``build``. `cells` crosses the two: every row of a registered case that
+applies on the current device becomes one parity test (`conformance/test_parity.py`). Rows of cases that a
+bespoke test asserts (an integration, a whole pipeline) carry no registered `Case`; that test says so with
+``@pytest.mark.parity_cases("<name>", ...)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -26,7 +29,7 @@ from conformance import backends, compiles, precision, profiles
 from conformance.parity import ParityResult, assert_parity, compare
 from conformance.recorder import META_KEYS
 from conformance.strategies import cast_floats
-from conformance.tiers import TierTable
+from conformance.tiers import TierTable, default_table
 
 Inputs = dict[str, Any]
 
@@ -37,14 +40,16 @@ class Case:
     reference: Callable[..., Any]
     implementation: Callable[..., Any]
     inputs: Callable[[str], st.SearchStrategy[Inputs]]  # dtype -> strategy of flat inputs (float64 arrays)
-    dtypes: tuple[str, ...] = ("float64", "float32")
-    backends: tuple[str, ...] = ("jax-jit",)
     build: Callable[[Inputs], Inputs] | None = None  # flat inputs -> keyword arguments of both callables
     examples: float = 1.0  # fraction of the profile's max_examples (expensive cases run fewer)
     # The reference runs on the same values at this precision: one dtype for every row, or a mapping from
     # the case's dtype (e.g. {"float32": "float32", "float64": "float64"} for a chaotic rollout whose float32
     # rows are judged against a float32 reference and whose float64 rows against float64).
     reference_dtype: str | Mapping[str, str] = "float64"
+    # TRANSITIONAL (removed once every subsystem's cases module stops passing them): ignored; the tier
+    # table's rows are the only declaration of a case's dtypes and backends.
+    dtypes: Any = None
+    backends: Any = None
 
     @property
     def subsystem(self) -> str:
@@ -71,21 +76,20 @@ def register(*cases: Case) -> None:
     for case in cases:
         if case.name in _REGISTRY and _REGISTRY[case.name] is not case:
             raise ValueError(f"case {case.name!r} is already registered")
-        for b in case.backends:
-            backends.get(b)
         _REGISTRY[case.name] = case
 
 
 def get(name: str) -> Case:
-    """The registered case; importing ``conformance.<subsystem>.cases`` on first use."""
+    """The registered case; importing its subsystem's cases module on first use."""
     if name not in _REGISTRY:
-        subsystem = name.split(".", 1)[0]
-        module = f"conformance.{subsystem}.cases"
+        from conformance import subsystems
+
         try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name not in (module, f"conformance.{subsystem}"):
-                raise  # a dependency of the cases module is missing: say so, not "no registered case"
+            sub = subsystems.get(subsystems.of_case(name))
+        except subsystems.SubsystemError:
+            sub = None
+        if sub is not None:
+            sub.load_cases()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -95,8 +99,14 @@ def get(name: str) -> Case:
 
 
 def of_subsystem(subsystem: str) -> list[Case]:
-    importlib.import_module(f"conformance.{subsystem}.cases")
+    from conformance import subsystems
+
+    subsystems.get(subsystem).load_cases()
     return [c for n, c in sorted(_REGISTRY.items()) if c.subsystem == subsystem]
+
+
+def registered() -> dict[str, Case]:
+    return dict(_REGISTRY)
 
 
 @cache
@@ -179,12 +189,24 @@ def check(case: Case, dtype: str, backend: str, *, table: TierTable | None = Non
     parity()
 
 
-def matrix(cases: Iterable[Case]) -> list[tuple[Case, str, str]]:
-    """Every (case, dtype, backend) combination the cases declare, for ``pytest.mark.parametrize``."""
-    return [(c, d, b) for c in cases for d in c.dtypes for b in c.backends]
+Cell = tuple[Case, str, str]  # (case, dtype, backend)
 
 
-def matrix_id(item: tuple[Case, str, str]) -> str:
+def cells(subsystem_names: Iterable[str], device: str, table: TierTable | None = None) -> list[Cell]:
+    """Every (case, dtype, backend) the tier table declares for ``device`` for the registered cases of the
+    given subsystems (their cases modules are imported), in table order."""
+    table = table or default_table()
+    wanted = set(subsystem_names)
+    for name in wanted:
+        of_subsystem(name)
+    out: list[Cell] = []
+    for case, backend, dtype, _ in table.expected(wanted, device):
+        if case in _REGISTRY:
+            out.append((_REGISTRY[case], dtype, backend))
+    return out
+
+
+def cell_id(item: Cell) -> str:
     case, dtype, backend = item
     return f"{case.name}[{dtype}]@{backend}"
 

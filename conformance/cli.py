@@ -24,21 +24,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from conformance import profiles
-from conformance.tiers import SUBSYSTEMS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def suite_dir(subsystem: str) -> Path:
-    return PACKAGE_DIR / subsystem
+def _suites(names: list[str]) -> tuple[list[str], str | None]:
+    """The test paths of the selected subsystems (the generic parity test first), or an error message."""
+    from conformance import subsystems
 
-
-def available_subsystems() -> list[str]:
-    return [s for s in SUBSYSTEMS if any(suite_dir(s).glob("test_*.py"))]
+    paths = [str(PACKAGE_DIR / "test_parity.py")]
+    for name in names:
+        try:
+            sub = subsystems.get(name)
+        except subsystems.SubsystemError as exc:
+            return [], str(exc)
+        if sub.suite is not None:
+            paths.append(str(sub.suite))
+    return paths, None
 
 
 def _run(args: argparse.Namespace, extra: list[str]) -> int:
-    from conformance import shards
+    from conformance import shards, subsystems
 
     if args.shard:
         try:
@@ -46,22 +52,19 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
         except shards.ShardError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    subsystems = args.subsystem or available_subsystems()
-    for s in subsystems if not args.suite else ():
-        if s not in SUBSYSTEMS:
-            print(f"error: unknown subsystem {s!r}; subsystems are {', '.join(SUBSYSTEMS)}", file=sys.stderr)
-            return 2
-        if not any(suite_dir(s).glob("test_*.py")):
-            print(f"error: subsystem {s!r} has no conformance suite yet ({suite_dir(s)})", file=sys.stderr)
-            return 2
+    names = args.subsystem or subsystems.names()
+    suites, problem = _suites(names) if not args.suite else (args.suite, None)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     out = Path(args.out).resolve()
     cmd = [
         sys.executable,
         "-m",
         "pytest",
-        *(args.suite or [str(suite_dir(s)) for s in subsystems]),
+        *suites,
         f"--conformance-report={out}",
-        f"--conformance-subsystems={','.join(subsystems)}",
+        f"--conformance-subsystems={','.join(names)}",
         f"--hypothesis-profile={args.profile}",
         f"--rootdir={PACKAGE_DIR.parent}",
         "-q",

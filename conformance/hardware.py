@@ -275,3 +275,11 @@ def slug(fp: Mapping[str, Any]) -> str:
     """A short machine-name suffix for asv: the ISA XLA compiled for and torch's capability."""
     parts = [fp.get("xla_isa") or fp.get("machine") or "cpu", fp.get("torch_cpu_capability") or ""]
     return "-".join(p.lower().replace("_", "") for p in parts if p)
+
+
+def jax_device() -> str:
+    """The device class JAX runs on (``cpu``, ``cuda``, ``rocm``, ``tpu``): the tier table's device key."""
+    import jax
+
+    backend = jax.default_backend()
+    return "cuda" if backend == "gpu" else backend

@@ -240,4 +240,6 @@ def main_for(subsystems: Mapping[str, str], argv: Sequence[str] | None = None) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return main_for({"vae": "conformance.vae.localize"}, argv)
+    from conformance import subsystems
+
+    return main_for({s.name: s.localize for s in subsystems.discovered().values() if s.localize}, argv)

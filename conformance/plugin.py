@@ -7,6 +7,12 @@
 - Collects test outcomes and, under pytest-xdist, the workers' recordings.
 - With ``--conformance-report DIR`` writes ``report.json``, ``report.md`` and ``report.html`` and turns
   the exit status non-zero when any case is below its required tier, missing, or a test failed.
+
+It is quiet outside parity sessions: it is installed into every pytest session of an environment that has the
+package, so unless a conformance option is given, ``CONFORMANCE_PROFILE`` is set, the ini option
+``conformance = true`` is set, or the session's paths reach the harness or an installed subsystem's suite, it
+imports nothing heavy (no NumPy, Hypothesis or JAX) and
+changes no global configuration (no Hypothesis profile, no JAX precision).
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ from typing import Any
 
 import pytest
 
-from conformance import precision, profiles, recorder
-
 _LISTENING = False
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROFILE_ENV = "CONFORMANCE_PROFILE"  # conformance.profiles.ENV_VAR (that module imports Hypothesis)
+_PROFILE_NAMES = ("ci", "thorough", "dev")  # conformance.profiles.PROFILES
+_OPTIONS = ("conformance_report", "conformance_tiers", "conformance_subsystems", "conformance_shard")
 
 
 def _on_jax_event(name: str, *args: Any, **kwargs: Any) -> None:
+    from conformance import recorder
+
     rec = recorder.current()
     if rec is not None:
         rec.on_jax_event(name)
@@ -42,6 +52,12 @@ def _listen_to_jax() -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "conformance",
+        "treat every session of this project as a parity session (profile, precision policy, recorder)",
+        type="bool",
+        default=False,
+    )
     group = parser.getgroup("conformance", "parity suite")
     group.addoption(
         "--conformance-report",
@@ -92,6 +108,8 @@ class _Session:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        from conformance import precision, recorder
+
         rec = recorder.current()
         if rec is not None:
             rec.start_test()
@@ -99,6 +117,10 @@ class _Session:
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         for item in items:
+            cell = getattr(getattr(item, "callspec", None), "params", {}).get("cell")
+            if cell is not None:  # the generic parity test: (case, dtype, backend)
+                self.subsystems.add(cell[0].subsystem)
+                continue
             mod = getattr(item, "module", None)
             parts = (getattr(mod, "__name__", "") or "").split(".")
             if len(parts) >= 3 and parts[0] == "conformance":
@@ -136,6 +158,8 @@ class _Session:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from conformance import recorder
+
         rec = recorder.current()
         if self.is_worker:
             if rec is not None:
@@ -174,8 +198,32 @@ class _Session:
             )
 
 
+def _is_parity_session(config: pytest.Config) -> bool:
+    """A conformance option, the profile variable, or a path into the harness or an installed subsystem."""
+    if any(config.getoption(o, None) for o in _OPTIONS) or os.environ.get(PROFILE_ENV):
+        return True
+    if config.getini("conformance"):  # a project whose every session is a parity session says so
+        return True
+    from conformance import subsystems
+
+    roots = [PACKAGE_DIR, *(Path(s.suite).resolve() for s in subsystems.discovered().values() if s.suite)]
+    for arg in config.args:
+        path = Path(str(arg).split("::", 1)[0])
+        path = (path if path.is_absolute() else Path(config.invocation_params.dir) / path).resolve()
+        if any(path == r or r in path.parents or path in r.parents for r in roots):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis's own plugin loads the profile named on the command line
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("hypothesis_profile", None) in _PROFILE_NAMES:
+        from conformance import profiles  # registers the suite's profiles (importing Hypothesis)
+    if not _is_parity_session(config):
+        return
     from hypothesis import settings
+
+    from conformance import precision, profiles, recorder
 
     chosen = config.getoption("hypothesis_profile", None)
     profile = chosen or os.environ.get(profiles.ENV_VAR) or profiles.DEFAULT
@@ -188,6 +236,7 @@ def pytest_configure(config: pytest.Config) -> None:
     precision.apply()
     from conformance import tiers
 
+    config.stash[_ACTIVE] = True
     config.stash[_TABLE] = tiers.default_table() if tiers._ACTIVE is not None else None
     tiers.use_table(config.getoption("conformance_tiers"))
     out = config.getoption("conformance_report")
@@ -211,12 +260,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if not config.stash.get(_ACTIVE, False):
+        return
+    from conformance import recorder, tiers
+
     # Restore the outer recorder (pytester runs pytest inside pytest).
     recorder.install(config.stash.get(_PREVIOUS, None))
-    from conformance import tiers
-
     tiers._ACTIVE = config.stash.get(_TABLE, None)
 
 
+_ACTIVE = pytest.StashKey[bool]()
 _PREVIOUS = pytest.StashKey[Any]()
 _TABLE = pytest.StashKey[Any]()

@@ -86,12 +86,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-def _device() -> str:
-    import jax
-
-    return jax.default_backend()  # "cpu", "cuda", "rocm" or "tpu": the device classes of the tier table
-
-
 def missing_cell(
     case: str, backend: str, dtype: str, device: str, required: str, scale: str
 ) -> dict[str, Any]:
@@ -178,7 +172,7 @@ def build(
     from hypothesis import settings
 
     table = table or default_table()
-    device = device or _device()
+    device = device or hardware.jax_device()
     cases: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str]] = set()
     for e in merged.get("entries", []):

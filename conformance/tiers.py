@@ -36,13 +36,6 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda", "rocm", "tpu")
 # Why an `exact` row may require bitwise equality (see `conformance.exactness`): the only situations in
 # which two results are bitwise equal on every machine.
 EXACT_REASONS: tuple[str, ...] = ("same-program", "order-independent", "reference-self")
-SUBSYSTEMS: tuple[str, ...] = (
-    "gcm",
-    "cem",
-    "vae",
-    "anomaly",
-    "selftest",
-)  # selftest: the harness's meta-tests
 SCHEMA = 1
 DEFAULT_PATH = Path(__file__).with_name("tiers.toml")
 
@@ -255,13 +248,24 @@ def _expect(cond: bool, where: str, msg: str) -> None:
         raise TierTableError(f"{where}: {msg}")
 
 
+def _known_subsystems() -> list[str]:
+    from conformance import subsystems
+
+    return [*subsystems.names(), subsystems.SELFTEST]
+
+
 def parse_table(
-    data: Mapping[str, Any], source: str, known_backends: Iterable[str] | None = None
+    data: Mapping[str, Any],
+    source: str,
+    known_backends: Iterable[str] | None = None,
+    known_subsystems: Iterable[str] | None = None,
 ) -> TierTable:
     """Validate the parsed TOML document and build the table.
 
     ``known_backends``, when given, is the backend registry: every backend the file names must be in it.
+    ``known_subsystems`` (default: the installed subsystems and ``selftest``) are the allowed case prefixes.
     """
+    subsystem_names = list(known_subsystems) if known_subsystems is not None else _known_subsystems()
     _expect(data.get("schema") == SCHEMA, source, f"'schema' must be {SCHEMA}; got {data.get('schema')!r}")
     unknown_top = set(data) - {"schema", "tiers", "guard", "dtype_scale", "backends", "cases"}
     _expect(not unknown_top, source, f"unknown top-level keys {sorted(unknown_top)}")
@@ -319,9 +323,9 @@ def parse_table(
         where = f'{source} [cases."{name}"]'
         _expect(bool(_CASE_NAME.match(name)), where, "case names look like 'subsystem.function[.variant]'")
         _expect(
-            name.split(".")[0] in SUBSYSTEMS,
+            name.split(".")[0] in subsystem_names,
             where,
-            f"unknown subsystem {name.split('.')[0]!r}; subsystems are {', '.join(SUBSYSTEMS)}",
+            f"unknown subsystem {name.split('.')[0]!r}; subsystems are {', '.join(subsystem_names)}",
         )
         _expect(isinstance(body, dict), where, "must be a table")
         extra = set(body) - {"scale", "doc", "required"}
@@ -380,15 +384,65 @@ def parse_table(
     )
 
 
-def load_table(path: str | Path = DEFAULT_PATH, known_backends: Iterable[str] | None = None) -> TierTable:
+def _read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TierTableError(f"tier table {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise TierTableError(f"{path} is not valid TOML: {exc}") from None
-    return parse_table(data, str(path), known_backends)
+
+
+def load_table(path: str | Path = DEFAULT_PATH, known_backends: Iterable[str] | None = None) -> TierTable:
+    """A complete table from one file (bounds, guard, backends and cases)."""
+    return parse_table(_read_toml(path), str(path), known_backends)
+
+
+def compose(base: Mapping[str, Any], parts: Iterable[tuple[str, Mapping[str, Any], str]]) -> dict[str, Any]:
+    """The base document (bounds, guard, dtype scales, built-in backends) with each subsystem's part merged in.
+
+    ``parts`` are ``(subsystem, document, source)``: a part declares ``[backends]`` it adds and
+    ``[cases."<subsystem>.*"]``; it may not redefine the bounds, nor declare another subsystem's cases.
+    """
+    data: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    data.setdefault("backends", {})
+    data.setdefault("cases", {})
+    for subsystem, part, source in parts:
+        extra = set(part) - {"schema", "backends", "cases"}
+        _expect(
+            not extra,
+            source,
+            f"a subsystem's tier file holds only [backends] and [cases]; got {sorted(extra)}",
+        )
+        _expect(
+            part.get("schema", SCHEMA) == SCHEMA,
+            source,
+            f"'schema' must be {SCHEMA}; got {part.get('schema')!r}",
+        )
+        for name, doc in part.get("backends", {}).items():
+            _expect(
+                data["backends"].get(name, doc) == doc,
+                f"{source} [backends]",
+                f"backend {name!r} is already declared as {data['backends'].get(name)!r}",
+            )
+            data["backends"][name] = doc
+        for name, body in part.get("cases", {}).items():
+            _expect(
+                name.split(".")[0] == subsystem,
+                f'{source} [cases."{name}"]',
+                f"the {subsystem} tier file may declare only {subsystem}.* cases",
+            )
+            _expect(name not in data["cases"], f'{source} [cases."{name}"]', "declared twice")
+            data["cases"][name] = body
+    return data
+
+
+def project_sources() -> list[tuple[str, Path]]:
+    """The files the project table is made of: the base, then each installed subsystem's tier file."""
+    from conformance import subsystems
+
+    return [("", DEFAULT_PATH), *((s.name, Path(s.tiers)) for s in subsystems.discovered().values())]
 
 
 _ACTIVE: TierTable | None = None
@@ -398,7 +452,11 @@ _ACTIVE: TierTable | None = None
 def _project_table() -> TierTable:
     from conformance import backends
 
-    return load_table(DEFAULT_PATH, known_backends=backends.names())
+    sources = project_sources()
+    base = _read_toml(sources[0][1])
+    parts = [(name, _read_toml(path), str(path)) for name, path in sources[1:]]
+    source = " + ".join(str(p) for _, p in sources)
+    return parse_table(compose(base, parts), source, known_backends=backends.names())
 
 
 def use_table(path: str | Path | None) -> TierTable:
@@ -414,6 +472,7 @@ def use_table(path: str | Path | None) -> TierTable:
 
 
 def default_table() -> TierTable:
-    """The active table: the project's ``tiers.toml`` (validated against the backend registry, loaded once
-    per process) unless the pytest plugin was given ``--conformance-tiers``."""
+    """The active table: the project's (the base ``tiers.toml`` and every installed subsystem's tier file,
+    validated against the backend registry, loaded once per process) unless the pytest plugin was given
+    ``--conformance-tiers``."""
     return _ACTIVE if _ACTIVE is not None else _project_table()

@@ -33,12 +33,28 @@ BANDS = [
 
 def test_project_table_loads_and_is_validated_against_the_backend_registry() -> None:
     from conformance import backends
+    from conformance.tiers import default_table
 
-    table = load_table(DEFAULT_PATH, known_backends=backends.names())  # subsystems' backends included
-    assert table.cases, "the project table declares cases"
+    table = default_table()  # the base file and every installed subsystem's tier file
+    assert {name.split(".")[0] for name in table.cases} == {"gcm", "cem", "vae", "anomaly"}
     assert set(table.backends) <= set(backends.names())
+    assert len(table.source.split(" + ")) == 5
     with pytest.raises(TierTableError, match="is not registered in code"):
         load_table(DEFAULT_PATH, known_backends=["numpy"])
+
+
+def test_a_subsystem_tier_file_holds_only_its_own_cases() -> None:
+    from conformance.tiers import compose
+
+    base = {"schema": 1, "backends": {"numpy": "n"}}
+    with pytest.raises(TierTableError, match=r"the gcm tier file may declare only gcm\.\* cases"):
+        compose(base, [("gcm", {"cases": {"cem.x": {}}}, "gcm.toml")])
+    with pytest.raises(TierTableError, match="backend 'numpy' is already declared"):
+        compose(base, [("gcm", {"backends": {"numpy": "other"}}, "gcm.toml")])
+    with pytest.raises(TierTableError, match="holds only"):
+        compose(base, [("gcm", {"tiers": {}}, "gcm.toml")])
+    merged = compose(base, [("gcm", {"cases": {"gcm.x": {"scale": "abs"}}}, "gcm.toml")])
+    assert list(merged["cases"]) == ["gcm.x"]
 
 
 def test_tier_order_and_helpers() -> None:

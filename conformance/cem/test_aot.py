@@ -98,6 +98,7 @@ def _drive(pipeline: aot.Pipeline, steps: int = 4) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
+@pytest.mark.parity_cases("cem.aot.pipeline")
 def test_exported_pipeline_equals_jit_bit_for_bit(artifact: Path, loaded: Loaded) -> None:
     p = loaded.pipeline
     p.reset()

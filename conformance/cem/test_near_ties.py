@@ -20,6 +20,7 @@ strategies require a relative cut margin of `ELITE_MARGIN`); this module builds 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import implementations.cem as impl
@@ -76,6 +77,7 @@ def test_exact_tie_is_resolved_identically() -> None:
     assert result.passed, result.message()
 
 
+@pytest.mark.parity_cases("cem.iteration.near_tie")
 def test_near_tie_swaps_are_bounded_by_the_knot_difference() -> None:
     swaps = 0
     tiers, selection_tiers = [], []

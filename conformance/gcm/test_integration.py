@@ -51,6 +51,7 @@ def implementation_run(dtype: str) -> list[dict[str, np.ndarray]]:
     return states
 
 
+@pytest.mark.parity_cases("gcm.integrate.step1", "gcm.integrate.step10", "gcm.integrate.step100")
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_integration_parity_at_steps_1_10_100(dtype: str) -> None:
     expected = reference_run()

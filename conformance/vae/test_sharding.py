@@ -35,6 +35,7 @@ def sharded_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.nd
         return {k: data[k] for k in data.files}
 
 
+@pytest.mark.parity_cases("vae.encode.sharded")
 def test_sharded_encode_equals_unsharded(sharded_outputs: dict[str, np.ndarray]) -> None:
     assert int(sharded_outputs["enc_devices"]) == 4
     assert "batch" in str(sharded_outputs["enc_spec"])
@@ -48,6 +49,7 @@ def test_sharded_encode_equals_unsharded(sharded_outputs: dict[str, np.ndarray])
     )
 
 
+@pytest.mark.parity_cases("vae.decode.sharded")
 def test_sharded_decode_equals_unsharded(sharded_outputs: dict[str, np.ndarray]) -> None:
     assert int(sharded_outputs["dec_devices"]) == 4
     assert_parity(
