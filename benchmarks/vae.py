@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     res = collect(args.quick)
     print(render(res))
     if args.json:
-        from conformance import atomic
+        from contracts import common as atomic
 
         atomic.write_text(args.json, json.dumps(res, indent=2))
     return 0

@@ -93,7 +93,8 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from conformance import atomic, report
+    from conformance import report
+    from contracts import common as atomic
 
     try:
         doc = report.load(args.dir)

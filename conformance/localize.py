@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from conformance import atomic
 from conformance.metrics import compare_leaf
 from conformance.tiers import GRADED_TIERS, TierTable, at_least, default_table
+from contracts import common as atomic
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conformance import atomic
 from conformance.compiles import COMPILE_EVENT, TRACE_EVENT
 from conformance.tiers import tier_rank
+from contracts import common as atomic
 
 if TYPE_CHECKING:
     from conformance.parity import ParityResult

@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance import atomic, hardware, precision
+from conformance import hardware, precision
 from conformance.parity import ParityResult
 from conformance.tiers import TIERS, TierTable, at_least, default_table
+from contracts import common as atomic
 
 SCHEMA = "parity-suite.report"
 SCHEMA_VERSION = 2

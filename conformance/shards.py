@@ -87,7 +87,7 @@ def costs_from_reports(docs: Iterable[Mapping[str, object]]) -> dict[str, float]
 
 
 def write_costs(costs: Mapping[str, float], path: str | Path, *, source: str) -> None:
-    from conformance import atomic
+    from contracts import common as atomic
 
     doc = {"source": source, "unit": "seconds", "costs": dict(sorted(costs.items()))}
     atomic.write_text(Path(path), json.dumps(doc, indent=0) + "\n")
