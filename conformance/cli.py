@@ -8,6 +8,7 @@
 - ``isa``: the suites under emulated older instruction sets (XLA ``--xla_cpu_max_isa``, PyTorch
   ``ATEN_CPU_CAPABILITY``); fails unless every run reaches the same (passing) verdict.
 - ``resolve [gpu] [tpu]``: the accelerator tox environments resolve as pinned (no accelerator needed).
+- ``mutate``: the catalogue of porting bugs, applied one at a time under the ``ci`` profile; killed or survived.
 - ``costs DIR... --out FILE``: the per-test costs that balance the shards, measured by earlier runs.
 - ``report DIR``: re-render ``report.md`` and ``report.html`` from ``DIR/report.json``.
 - ``replay FILE``: re-run a saved worst example (``DIR/examples/*.npz``) and print its metrics.
@@ -242,6 +243,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "resolve", help="prove the gpu/tpu tox environments resolve as pinned (pip --dry-run; no accelerator)"
     )
     p_resolve.add_argument("envs", nargs="*", choices=("gpu", "tpu"), help="default: gpu tpu")
+    p_mut = sub.add_parser(
+        "mutate",
+        help="apply each catalogued porting bug and run the suite under the ci profile: is it caught?",
+    )
+    p_mut.add_argument("--subsystem", action="append", help="only this subsystem's mutants (repeatable)")
+    p_mut.add_argument(
+        "--only", action="append", help="only mutants whose id matches this regex (repeatable)"
+    )
+    p_mut.add_argument("--out", default="report-mutation", help="where mutation.json and mutation.md go")
+    p_mut.add_argument("--report", help="also put the scores into this parity report directory")
+    p_mut.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES))
+    p_mut.add_argument("-n", "--workers", default="2", help="pytest-xdist workers per mutant run")
+    p_mut.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant run")
+    p_mut.add_argument("--operators", type=int, default=0, help="also sample N operator mutants (cosmic-ray)")
+    p_mut.add_argument(
+        "--operator-target", type=float, default=0.9, help="required operator score (default 0.9)"
+    )
+    p_mut.add_argument("--seed", type=int, default=0, help="seed of the operator-mutant sample")
+    p_mut.add_argument("--list", action="store_true", help="list the catalogue and stop")
     p_costs = sub.add_parser("costs", help="write the per-test costs that balance --shard, from reports")
     p_costs.add_argument("dirs", nargs="+")
     p_costs.add_argument("--out", default=str(PACKAGE_DIR / "shard_costs.json"))
@@ -262,6 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from conformance import localize
 
         return localize.main([x for x in extra if x != "--"])
+    if args.command == "mutate":
+        from conformance import mutate
+
+        return mutate.main(args)
     if args.command == "resolve":
         from conformance import readiness
 

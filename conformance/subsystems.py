@@ -41,6 +41,7 @@ class Subsystem:
     backends: str | None = None  # module that registers the subsystem's backends when imported
     localize: str | None = None  # module with main(argv) for `python -m conformance localize <name>`
     benchmarks: str | None = None  # asv benchmark module (documentation and the perf gate's selection)
+    mutants: str | None = None  # module with MUTANTS, the catalogue of porting bugs (`conformance mutate`)
     doc: str = ""
 
     def __post_init__(self) -> None:

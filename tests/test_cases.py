@@ -165,3 +165,33 @@ def test_reference_dtype_per_case_dtype(table_factory) -> None:
     with pytest.raises(KeyError, match="reference_dtype has no entry for 'bfloat16'"):
         case.reference_dtype_for("bfloat16")
     assert GOOD.reference_dtype_for("float32") == "float64"  # the default: one dtype for every row
+
+
+def _drawn(name: str, table, monkeypatch, explicit=None) -> list[float]:
+    seen: list[float] = []
+
+    def reference(x: np.ndarray, scale: float) -> np.ndarray:
+        seen.append(float(x[0]) * scale)
+        return np.sin(x) * scale
+
+    case = cases.Case(name=name, reference=reference, implementation=_good, inputs=_inputs, explicit=explicit)
+    monkeypatch.setitem(cases._REGISTRY, name, case)
+    cases.check(case, "float32", "jax-jit", table=table)
+    return seen
+
+
+def test_each_case_draws_its_own_stream_and_runs_its_explicit_examples_first(
+    table_factory, monkeypatch
+) -> None:
+    rows = 'scale = "abs"\nrequired = [["jax-jit", "*", "float32", "perfect"]]\n'
+    table = table_factory(f'[cases."selftest.one"]\n{rows}[cases."selftest.two"]\n{rows}')
+    one, one_again, two = (
+        _drawn("selftest.one", table, monkeypatch),
+        _drawn("selftest.one", table, monkeypatch),
+        _drawn("selftest.two", table, monkeypatch),
+    )
+    assert one == one_again, "derandomized: the same case draws the same examples"
+    assert one != two, "two cases with the same strategy must not draw the same examples"
+    branch = {"x": np.full(8, 0.5), "scale": 3.0}
+    first = _drawn("selftest.one", table, monkeypatch, explicit=lambda dtype: [branch])
+    assert first[0] == 1.5 and first[1:] == one

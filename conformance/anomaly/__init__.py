@@ -14,4 +14,5 @@ SUBSYSTEM = Subsystem(
     backends="conformance.anomaly.backends",
     localize=None,
     benchmarks="benchmarks.anomaly",
+    mutants="conformance.anomaly.catalogue",
 )

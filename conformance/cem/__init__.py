@@ -15,4 +15,5 @@ SUBSYSTEM = Subsystem(
     backends="conformance.cem.backends",
     localize=None,
     benchmarks="benchmarks.cem",
+    mutants="conformance.cem.catalogue",
 )

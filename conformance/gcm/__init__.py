@@ -14,4 +14,5 @@ SUBSYSTEM = Subsystem(
     backends=None,
     localize=None,
     benchmarks="benchmarks.gcm",
+    mutants="conformance.gcm.catalogue",
 )

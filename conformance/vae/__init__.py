@@ -14,4 +14,5 @@ SUBSYSTEM = Subsystem(
     backends="conformance.vae.backends",
     localize="conformance.vae.localize",
     benchmarks="benchmarks.vae",
+    mutants="conformance.vae.catalogue",
 )
