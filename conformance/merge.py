@@ -25,6 +25,7 @@ from typing import Any
 
 from conformance import hardware, report
 from conformance.recorder import worst_key
+from conformance.tiers import tier_rank
 
 ALLOWABLE = ("table", "profile")
 
@@ -115,6 +116,9 @@ def _combine(into: dict[str, Any], cell: Mapping[str, Any], src: Path, out_dir: 
         into["inputs_file"] = _copy_inputs(cell, src, out_dir)
     into["tier"] = into["worst"]["tier"]
     into["status"] = report.cell_status(into)
+    # slack only if every input found it (a tier is only as tight as its worst example allows)
+    a, b = into.get("slack"), cell.get("slack")
+    into["slack"] = (a if tier_rank(a) >= tier_rank(b) else b) if a and b else None
 
 
 def _copy_inputs(cell: Mapping[str, Any], src: Path, out_dir: Path | None) -> str | None:

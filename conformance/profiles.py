@@ -52,10 +52,18 @@ def register() -> None:
         settings.register_profile(name, **kwargs)
 
 
+# The fewest drawn examples any case gets (the profile's own count if it is smaller): an expensive case runs
+# fewer examples, but never so few that its strategy's branches are left to one or two draws; its structural
+# branches also run as explicit examples (`conformance.cases.Case.explicit`).
+MIN_EXAMPLES = 4
+
+
 def scaled(fraction: float) -> settings:
-    """The active profile with ``max_examples`` scaled by ``fraction`` (at least 1): for expensive cases."""
+    """The active profile with ``max_examples`` scaled by ``fraction`` (at least `MIN_EXAMPLES`): for expensive
+    cases."""
     base = settings.default
-    return settings(base, max_examples=max(1, round(base.max_examples * fraction)))
+    floor = min(MIN_EXAMPLES, base.max_examples)
+    return settings(base, max_examples=max(floor, round(base.max_examples * fraction)))
 
 
 register()

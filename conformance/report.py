@@ -113,6 +113,19 @@ def missing_cell(
     }
 
 
+def ratchet(table: TierTable, cell: Mapping[str, Any]) -> str | None:
+    """The tighter tier a passing cell reaches, unless its row says why it stays looser."""
+    leaves = [leaf for leaf in cell["worst"]["leaves"] if leaf.get("problem") is None]
+    if not leaves:
+        return None
+    row = table.requirement(cell["case"], cell["backend"], cell["device"], cell["dtype"])
+    if row.reason:
+        return None
+    mae = max(leaf["mae_norm"] for leaf in leaves)
+    mx = max(leaf["max_norm"] for leaf in leaves)
+    return table.slack(mae, mx, cell["dtype"], row.tier)
+
+
 def cell_status(entry: Mapping[str, Any]) -> str:
     return (
         "pass" if entry["required"] is None or at_least(entry["worst"]["tier"], entry["required"]) else "fail"
@@ -134,8 +147,10 @@ def summarize(
         tests[o["outcome"]] += 1
     n_fail = sum(c["status"] == "fail" for c in cases)
     n_missing = sum(c["status"] == "missing" for c in cases)
+    n_slack = sum(bool(c.get("slack")) for c in cases)
     return {
-        "gate_passed": pytest_ok and n_fail == 0 and n_missing == 0,
+        "gate_passed": pytest_ok and n_fail == 0 and n_missing == 0 and n_slack == 0,
+        "cases_slack": n_slack,
         "cases": len(cases),
         "cases_passed": sum(c["status"] == "pass" for c in cases),
         "cases_failed": n_fail,
@@ -177,7 +192,10 @@ def build(
     cases: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str]] = set()
     for e in merged.get("entries", []):
-        cases.append({**e, "tier": e["worst"]["tier"], "status": cell_status(e)})
+        cell = {**e, "tier": e["worst"]["tier"], "status": cell_status(e)}
+        if cell["status"] == "pass" and cell["required"] is not None:
+            cell["slack"] = ratchet(table, cell)
+        cases.append(cell)
         seen.add((e["case"], e["backend"], e["dtype"]))
     declared = [
         {"case": c, "backend": b, "dtype": d, "device": device, "required": t, "scale": table.case(c).scale}
@@ -287,7 +305,7 @@ def _summary_line(doc: Mapping[str, Any]) -> str:
     p = doc["profile"]
     return (
         f"{s['cases']} cases ({s['cases_passed']} at or above their required tier, {s['cases_failed']} below, "
-        f"{s['cases_missing']} missing), {s['examples']} examples, {s['compiles']} JAX compilations; "
+        f"{s['cases_missing']} missing, {s.get('cases_slack', 0)} slack), {s['examples']} examples, {s['compiles']} JAX compilations; "
         f"tests: {t['passed']} passed, {t['failed']} failed, {t['error']} errors, {t['skipped']} skipped; "
         f"profile {p['name']} ({p['max_examples']} examples, derandomized={p['derandomize']}); "
         f"device {doc['device']}"
@@ -323,6 +341,18 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         w(f"Machine: {hardware.summary(doc['environment']['hardware'])}.\n\n")
     prec = doc["precision"]
     w("Precision: " + ", ".join(f"`{k}={v}`" for k, v in prec.items()) + ".\n\n")
+    slack = [c for c in doc["cases"] if c.get("slack")]
+    if slack:
+        w("## Slack requirements (the ratchet)\n\n")
+        w(
+            "These rows require less than their cells reach: tighten each to the tier shown, or give the row its "
+            "reason (a fifth element) in the tier table.\n\n"
+        )
+        for c in slack:
+            w(
+                f"- `{c['case']}[{c['dtype']}]` on {c['backend']}/{c['device']}: requires {c['required']}, reaches {c['tier']}, could require **{c['slack']}**\n"
+            )
+        w("\n")
     bad = [c for c in doc["cases"] if c["status"] != "pass"]
     failed_tests = [t for t in doc["tests"] if t["outcome"] in ("failed", "error")]
     if bad or failed_tests:
@@ -495,6 +525,15 @@ def render_html(doc: Mapping[str, Any]) -> str:
                 f"<figure id='plot-{html.escape(name)}'>{svg}<figcaption>{html.escape(name)}</figcaption></figure>"
             )
         add("</div>")
+    slack = [c for c in doc["cases"] if c.get("slack")]
+    if slack:
+        add("<h2>Slack requirements (the ratchet)</h2><ul id='slack'>")
+        for c in slack:
+            add(
+                f"<li><code>{html.escape(c['case'])}[{c['dtype']}]</code> on {html.escape(c['backend'])}/{c['device']}: "
+                f"requires {c['required']}, reaches {c['tier']}, could require <b>{c['slack']}</b></li>"
+            )
+        add("</ul>")
     bad = [c for c in doc["cases"] if c["status"] != "pass"]
     failed_tests = [t for t in doc["tests"] if t["outcome"] in ("failed", "error")]
     if bad or failed_tests:

@@ -174,6 +174,24 @@ class TierTable:
 
     def required(self, case: str, backend: str, device: str, dtype: str) -> str:
         """The required tier; a requirement for the exact device beats a ``*`` one."""
+        return self.requirement(case, backend, device, dtype).tier
+
+    def slack(self, mae_norm: float, max_norm: float, dtype: str, required: str) -> str | None:
+        """The tightest graded tier a result reaches when it is better than ``required`` (``None`` otherwise).
+
+        A row that requires less than its cells reach can be loosened further without anyone noticing: the
+        ratchet asks for the tighter tier, or for the row's reason why not (a small margin on this machine, a
+        harder input distribution in other profiles)."""
+        if required in ("exact", "perfect") or not (math.isfinite(mae_norm) and math.isfinite(max_norm)):
+            return None
+        for tier in GRADED_TIERS[: GRADED_TIERS.index(required)]:
+            mae_bound, max_bound = self.bounds_for(tier, dtype)
+            if mae_norm < mae_bound and max_norm < max_bound:
+                return tier
+        return None
+
+    def requirement(self, case: str, backend: str, device: str, dtype: str) -> Requirement:
+        """The requirement row that applies; a row for the exact device beats a ``*`` one."""
         spec = self.case(case)
         if backend not in self.backends:
             raise TierTableError(
@@ -183,7 +201,7 @@ class TierTable:
         wild = [r for r in spec.required if (r.backend, r.device, r.dtype) == (backend, "*", dtype)]
         for found in (exact, wild):
             if found:
-                return found[0].tier
+                return found[0]
         have = ", ".join(f"{r.backend}/{r.device}/{r.dtype}" for r in spec.required) or "none"
         raise TierTableError(
             f"no required tier for {case} on backend {backend!r}, device {device!r}, dtype {dtype!r} "

@@ -1,0 +1,33 @@
+"""The tiers the GCM port promised, pinned: a row of the table cannot be loosened below them silently.
+
+Kernels and the model step: perfect in float64 and float32, except the ill-conditioned cases, whose floors are
+their documented conditioning (an increment below one float32 ulp, a cancellation, true cos(lat) at the poles);
+the 100-step integration: perfect in float64, excellent in float32 after 10 and 100 steps.
+"""
+
+from __future__ import annotations
+
+from conformance.tiers import at_least, default_table
+
+ILL_CONDITIONED = {
+    ("gcm.hyperdiffuse.smooth", "float32"): "excellent",
+    ("gcm.longwave_v1.balanced", "float32"): "excellent",
+    ("gcm.longwave_v2.balanced", "float32"): "excellent",
+    ("gcm.longwave_v2.balanced", "float64"): "excellent",
+    ("gcm.advect_semilag.poles", "float32"): "good",
+    ("gcm.map_coordinates.order3", "float64"): "excellent",
+    ("gcm.evaporation", "float32"): "excellent",
+    ("gcm.integrate.step10", "float32"): "excellent",
+    ("gcm.integrate.step100", "float32"): "excellent",
+}
+
+
+def test_every_gcm_row_meets_its_floor() -> None:
+    table = default_table()
+    rows = [(name, r) for name, spec in table.cases.items() if name.startswith("gcm.") for r in spec.required]
+    assert len(rows) > 40
+    for name, r in rows:
+        floor = ILL_CONDITIONED.get((name, r.dtype), "perfect")
+        assert at_least(r.tier, floor), (
+            f"{name} {r.backend}/{r.device}/{r.dtype} requires {r.tier}, floor {floor}"
+        )

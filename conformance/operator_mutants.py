@@ -1,0 +1,176 @@
+"""Operator-level mutation sampling of the ports, with cosmic-ray.
+
+cosmic-ray (chosen over mutmut, whose trampolines wrap every function and break ``jax.jit``'s tracing of
+module-level functions, and mutatest, unmaintained since Python 3.8) enumerates every operator mutation of the
+computation modules of ``implementations/`` (binary and comparison operators, numbers, booleans, unary
+operators, ...). Running them all would take hours (each run compiles JAX), so a seeded sample of N is run:
+one cosmic-ray session per subsystem, in a private copy of the project, the unsampled work items marked
+skipped, each sampled mutant judged by that subsystem's tests under the ``ci`` profile (as
+`conformance.mutate` does for the catalogue). Mutants listed in ``EQUIVALENT`` (by module, operator and
+occurrence) cannot change any result and are excluded from the score, each with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from conformance import mutate
+
+# The computation modules of each port: where a wrong operator is a wrong number (CLIs, runners, exporters and
+# input validation are left to the bad-input tests).
+MODULES: dict[str, tuple[str, ...]] = {
+    "gcm": (
+        "implementations/gcm/dynamics.py",
+        "implementations/gcm/physics.py",
+        "implementations/gcm/ndimage.py",
+    ),
+    "cem": (
+        "implementations/cem/planner.py",
+        "implementations/cem/spline.py",
+        "implementations/cem/tasks.py",
+    ),
+    "vae": ("implementations/vae/layers.py",),
+    "anomaly": ("implementations/anomaly/model.py",),
+}
+# (module, operator, occurrence) -> why no test can tell the mutant from the original.
+EQUIVALENT: dict[tuple[str, str, int], str] = {}
+
+
+def _config(modules: tuple[str, ...], command: list[str], timeout: float) -> str:
+    paths = ", ".join(json.dumps(m) for m in modules)
+    return (
+        "[cosmic-ray]\n"
+        f"module-path = [{paths}]\n"
+        f"timeout = {timeout}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(shlex.join(command))}\n\n"
+        '[cosmic-ray.distributor]\nname = "local"\n'
+    )
+
+
+def _cr(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    exe = [sys.executable, "-m", "cosmic_ray.cli"]
+    return subprocess.run([*exe, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def _sample(session: Path, k: int, seed: int) -> list[str]:
+    """Keep ``k`` work items chosen with ``seed``; mark the others skipped. Returns the kept job ids."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        jobs = sorted(item.job_id for item in db.pending_work_items)
+        keep = set(random.Random(seed).sample(jobs, min(k, len(jobs))))
+        db.set_multiple_results(
+            [(j, WorkResult(worker_outcome=WorkerOutcome.SKIPPED)) for j in jobs if j not in keep]
+        )
+    return sorted(keep)
+
+
+def _results(session: Path) -> list[dict[str, Any]]:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome
+
+    out = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                continue
+            (m,) = item.mutations
+            module = str(Path(m.module_path))
+            key = (module, m.operator_name, int(m.occurrence))
+            outcome = str(result.test_outcome.value if result.test_outcome else result.worker_outcome.value)
+            out.append(
+                {
+                    "mutant": f"{module}:{m.start_pos[0]} {m.operator_name}#{m.occurrence}",
+                    "module": module,
+                    "operator": m.operator_name,
+                    "occurrence": int(m.occurrence),
+                    "line": m.start_pos[0],
+                    "outcome": outcome,
+                    "equivalent": EQUIVALENT.get(key),
+                    "diff": (result.diff or "")[-600:],
+                }
+            )
+    return out
+
+
+def run(
+    n: int, *, seed: int = 0, workers: str = "2", profile: str = "ci", timeout: float = 900.0
+) -> dict[str, Any]:
+    """Sample ``n`` operator mutants across the subsystems (in proportion to their mutant counts) and run them."""
+    tmp = Path(tempfile.mkdtemp(prefix="conformance-operators-"))
+    try:
+        copy = mutate.copy_project(tmp / "project")
+        env = {**os.environ, "PYTHONPATH": str(copy), "CONFORMANCE_PROFILE": profile}
+        sessions: dict[str, Path] = {}
+        totals: dict[str, int] = {}
+        for sub, modules in MODULES.items():
+            cfg = tmp / f"{sub}.toml"
+            command = mutate.test_command(sub, workers, profile)
+            command[0] = "python"
+            cfg.write_text(_config(modules, command, timeout))
+            session = tmp / f"{sub}.sqlite"
+            init = _cr("init", str(cfg), str(session), cwd=copy, env=env)
+            if init.returncode != 0:
+                raise RuntimeError(f"cosmic-ray init failed for {sub}:\n{init.stderr[-2000:]}")
+            from cosmic_ray.work_db import WorkDB, use_db
+
+            with use_db(str(session), WorkDB.Mode.open) as db:
+                totals[sub] = db.num_work_items
+            sessions[sub] = session
+        grand = sum(totals.values())
+        per = {s: max(1, round(n * t / grand)) for s, t in totals.items()}
+        outcomes: list[dict[str, Any]] = []
+        for sub, session in sessions.items():
+            _sample(session, per[sub], seed)
+            ran = _cr("exec", str(tmp / f"{sub}.toml"), str(session), cwd=copy, env=env)
+            if ran.returncode != 0:
+                raise RuntimeError(f"cosmic-ray exec failed for {sub}:\n{ran.stderr[-2000:]}")
+            for r in _results(session):
+                outcomes.append({**r, "subsystem": sub})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    judged = [o for o in outcomes if o["outcome"] in ("killed", "survived") and not o["equivalent"]]
+    killed = sum(o["outcome"] == "killed" for o in judged)
+    by_sub: dict[str, dict[str, int]] = {}
+    for o in judged:
+        s = by_sub.setdefault(o["subsystem"], {"killed": 0, "total": 0})
+        s["total"] += 1
+        s["killed"] += o["outcome"] == "killed"
+    rows = [
+        {
+            "mutant": o["mutant"],
+            "subsystem": o["subsystem"],
+            "kind": o["operator"].split("/")[-1],
+            "doc": o["diff"].strip().splitlines()[-1][:120] if o["diff"].strip() else "",
+            "status": "equivalent" if o["equivalent"] else o["outcome"],
+            "killer": None,
+            "seconds": "",
+        }
+        for o in outcomes
+    ]
+    return {
+        "population": totals,
+        "sampled": per,
+        "seed": seed,
+        "score": {
+            "killed": killed,
+            "total": len(judged),
+            "invalid": sum(o["outcome"] not in ("killed", "survived") for o in outcomes),
+            "score": killed / len(judged) if judged else None,
+            "by_subsystem": by_sub,
+            "survivors": [o["mutant"] for o in judged if o["outcome"] == "survived"],
+        },
+        "outcomes": rows,
+        "equivalent": {o["mutant"]: o["equivalent"] for o in outcomes if o["equivalent"]},
+    }

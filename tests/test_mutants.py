@@ -1,0 +1,15 @@
+"""The catalogues of porting bugs stay applicable: every mutant's patch matches its file exactly once, ids are
+unique, kinds are known."""
+
+from __future__ import annotations
+
+from conformance import mutate, subsystems
+
+
+def test_every_catalogued_mutant_applies_to_the_code_as_it_is() -> None:
+    mutants = mutate.catalogue()
+    for m in mutants:
+        text = (mutate.ROOT / m.path).read_text(encoding="utf-8")
+        assert m.path.startswith("implementations/"), f"{m.id}: mutants patch the ports, not {m.path}"
+        assert text.count(m.old) == 1, f"{m.id}: its old text occurs {text.count(m.old)} times in {m.path}"
+        assert m.subsystem in subsystems.names(), m.id
