@@ -39,13 +39,12 @@ COLD_START = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
-import jax
-from implementations.cem import aot
+from implementations.cem import runtime
 t_import = time.perf_counter() - t0
 cache = sys.argv[2] if sys.argv[2] != "-" else None
 warmup = sys.argv[3] == "1"
 t = time.perf_counter()
-p = aot.load_pipeline(sys.argv[1], cache_dir=cache, warmup=warmup)
+p = runtime.load_pipeline(sys.argv[1], cache_dir=cache, warmup=warmup)
 load = time.perf_counter() - t
 x = np.asarray(p.config.spec.x0, np.float32)
 calls = []
@@ -55,6 +54,19 @@ for i in range(int(sys.argv[4])):
 print(json.dumps({"import_s": t_import, "load_s": load, "first_s": calls[0][0], "steady": [c[0] for c in calls[1:]],
                   "first_same_work_s": calls[0][1], "steady_same_work": [c[1] for c in calls[1:]]}))
 """
+
+
+def export_pendulum(out: Path) -> Path:
+    """The benchmark's artifact: the default pendulum planner, its policy written by the PyTorch reference
+    (``python -m reference.cem weights``) beside ``out`` and exported by the JAX side."""
+    from contracts.cem.config import DEFAULT_CONFIGS
+    from implementations.cem import export
+    from reference.cem.weights import write_weights
+
+    weights = write_weights(
+        out.parent / f"{out.name}-weights", DEFAULT_CONFIGS["pendulum"], policy_hidden=POLICY_HIDDEN
+    )
+    return export.export_weights(weights, out)
 
 
 def _fresh_process(artifact: Path, cache: Path | None, warmup: bool, calls: int) -> dict:
@@ -130,9 +142,9 @@ def _one(r: dict) -> dict:
 
 
 def steady_state(artifact: Path, calls: int) -> dict:
-    from implementations.cem import aot
+    from implementations.cem import runtime
 
-    p = aot.load_pipeline(artifact)
+    p = runtime.load_pipeline(artifact)
     rng = np.random.default_rng(0)
     x0 = np.asarray(p.config.spec.x0, np.float32)
     for i in range(20):  # settle
@@ -186,8 +198,8 @@ def learned_problem(
 
     import implementations.cem as impl
     import reference.cem as ref
+    from contracts.cem.config import DEFAULT_CONFIGS
     from reference.cem import networks
-    from reference.cem.config import DEFAULT_CONFIGS
 
     torch.backends.cuda.matmul.allow_tf32 = False
     jax.config.update("jax_default_matmul_precision", "highest")
@@ -267,14 +279,14 @@ def aot_parity(artifact: Path, calls: int = 20) -> tuple[str, str | None]:
     (the controls and the carried planner state, judged as the ``cem.aot.pipeline`` case; the PRNG keys
     must be bitwise equal, or the tier is "fail")."""
     from conformance import compare, precision
-    from implementations.cem import aot, networks
+    from implementations.cem import export, networks, runtime
 
-    loaded = aot.load_pipeline(artifact)
+    loaded = runtime.load_pipeline(artifact)
     cfg = loaded.config
     policy = networks.load_weights(
         Path(artifact) / "policy.safetensors", networks.policy_sizes(cfg, POLICY_HIDDEN)
     )
-    jitted = aot.jit_pipeline(cfg, None, policy, replan_steps=loaded.replan_steps, key=0)
+    jitted = export.jit_pipeline(cfg, None, policy, replan_steps=loaded.replan_steps, key=0)
 
     def drive(p: Any) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(0)
@@ -320,13 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     calls = 60 if args.quick else args.calls
-    from implementations.cem import aot
-
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "platform": sys.platform, "loadavg_at_start": os.getloadavg()}
     }
     with tempfile.TemporaryDirectory() as tmp:
-        art = aot.export_task("pendulum", Path(tmp) / "pendulum")
+        art = export_pendulum(Path(tmp) / "pendulum")
         results["cold_start"] = cold_start(art, 30)
         results["steady_pendulum"] = steady_state(art, calls)
     results["learned"] = learned_vs_torch(10 if args.quick else 30)
@@ -379,10 +389,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export_artifact() -> Path:
-    from implementations.cem import aot
-
-    art = Path(tempfile.mkdtemp()) / "pendulum"
-    return aot.export_task("pendulum", art, policy_hidden=POLICY_HIDDEN)
+    return export_pendulum(Path(tempfile.mkdtemp()) / "pendulum")
 
 
 class _Cached:
@@ -450,9 +457,9 @@ class TimePipeline:
         return str(_export_artifact())
 
     def setup(self, artifact: str) -> None:
-        from implementations.cem import aot
+        from implementations.cem import runtime
 
-        self.p = aot.load_pipeline(artifact)
+        self.p = runtime.load_pipeline(artifact)
         self.x = np.asarray(self.p.config.spec.x0, np.float32)
         self.i = 0
         for _ in range(20):  # settle

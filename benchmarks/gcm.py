@@ -21,11 +21,12 @@ What is timed (both sides on the same inputs, the model's own initial state and 
   4-tap gather kernel.
 - ``map_coordinates order 3``: the public ``map_coordinates`` of SciPy and of `implementations.gcm.ndimage`
   (prefilter on) sampling a 121x240 field at 121*240 scattered points, modes 'grid-wrap' and 'mirror'.
-- ``peak memory``: the runner (``python -m implementations.gcm run --grid 481x960 --steps 20``) in a fresh
-  subprocess per backend, comparing ``peak_rss_above_baseline_bytes``, twice: with ``--exact-rss`` (RSS
-  follows live memory: the step's real working set; this row is judged against the target) and with the
-  default allocator (growth after warm-up, which hides NumPy's temporaries in the baseline and depends on
-  malloc's arenas for JAX; reported for information). See `implementations.gcm.runner`.
+- ``peak memory``: the runner (``python -m reference.gcm run`` for NumPy, ``python -m implementations.gcm
+  run`` for JAX, ``--grid 481x960 --steps 20``) in a fresh subprocess per backend, comparing
+  ``peak_rss_above_baseline_bytes``, twice: with ``--exact-rss`` (RSS follows live memory: the step's real
+  working set; this row is judged against the target) and with the default allocator (growth after warm-up,
+  which hides NumPy's temporaries in the baseline and depends on malloc's arenas for JAX; reported for
+  information). See `contracts.gcm.runner` and `contracts.gcm.memory`.
 
 Timing method: each callable is calibrated to ~``SAMPLE_S`` per sample (``number`` calls per sample);
 samples of all the callables of one quantity are interleaved round by round (the order alternating between
@@ -52,14 +53,15 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.ndimage
 
+from contracts.gcm.grid import Grid, StepParams, default_k4
+from contracts.gcm.runner import ENTRY_POINTS, parse_grid
+from contracts.gcm.setup import default_forcing, initial_state
 from implementations.gcm import dynamics as jdyn
 from implementations.gcm import model as jmodel
 from implementations.gcm import ndimage as jndimage
-from implementations.gcm import runner
+from implementations.gcm.runner import configure_jax
 from reference.gcm import dynamics as rdyn
 from reference.gcm import model as rmodel
-from reference.gcm.grid import Grid, StepParams, default_k4
-from reference.gcm.setup import default_forcing, initial_state
 
 
 def _x64() -> None:
@@ -67,7 +69,7 @@ def _x64() -> None:
     every asv ``setup`` rather than at import: asv's forkserver imports all benchmark modules into one
     process, so a module-level switch would turn x64 on for the other subsystems' float32 benchmarks too.
     The platform is left to ``JAX_PLATFORMS`` (asv.conf.json's env; a GPU machine sets its own)."""
-    runner.configure_jax(None, True)
+    configure_jax(None, True)
 
 
 GRIDS = ("121x240", "481x960")
@@ -92,7 +94,7 @@ TARGETS = {
 
 
 def _grid(name: str) -> Grid:
-    return Grid(*runner.parse_grid(name))
+    return Grid(*parse_grid(name))
 
 
 def _block(x: Any) -> Any:
@@ -160,7 +162,7 @@ def advection_fn(backend: str, p: _Problem) -> Callable[[], Any]:
 def map_coordinates_inputs(grid_name: str = "121x240", seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """A smooth field plus noise, sampled at every grid point displaced by up to 3 cells (some outside the
     array, so the mode's folding is exercised)."""
-    n_lat, n_lon = runner.parse_grid(grid_name)
+    n_lat, n_lon = parse_grid(grid_name)
     rng = np.random.default_rng(seed)
     j, i = np.meshgrid(np.arange(n_lat, dtype=float), np.arange(n_lon, dtype=float), indexing="ij")
     field = np.sin(2 * np.pi * i / n_lon * 3) * np.cos(np.pi * j / n_lat * 2) + 0.1 * rng.standard_normal(
@@ -240,10 +242,11 @@ def _speed_row(quantity: str, label: str, fns: dict[str, Callable[[], Any]], rep
 def runner_memory(
     backend: str, grid: str = MEMORY_GRID, steps: int = MEMORY_STEPS, exact_rss: bool = True
 ) -> dict[str, Any]:
-    """Run ``python -m implementations.gcm run`` in a fresh subprocess and return its JSON result."""
+    """Run the backend's runner (``python -m reference.gcm run`` for numpy, ``python -m implementations.gcm
+    run`` for jax) in a fresh subprocess and return its JSON result."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "run.json")
-        cmd = [sys.executable, "-m", "implementations.gcm", "run", "--backend", backend, "--grid", grid]
+        cmd = [sys.executable, "-m", ENTRY_POINTS[backend], "run", "--backend", backend, "--grid", grid]
         cmd += ["--steps", str(steps), "--dtype", "float64", "--json", path]
         if exact_rss:
             cmd.append("--exact-rss")
@@ -480,8 +483,8 @@ class TrackKernelParity:
 
 
 class _Runner:
-    """The runner (``python -m implementations.gcm run --grid 481x960 --steps 20 --exact-rss``) in a fresh
-    interpreter per backend, once per asv run (``setup_cache``)."""
+    """The runner (``python -m reference.gcm run`` / ``python -m implementations.gcm run``, ``--grid 481x960
+    --steps 20 --exact-rss``) in a fresh interpreter per backend, once per asv run (``setup_cache``)."""
 
     timeout = 600
 

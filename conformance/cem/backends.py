@@ -1,5 +1,5 @@
 """Backends of the CEM subsystem: ``jax-export``, a function exported with `jax.export`, serialized to bytes,
-deserialized and compiled before it is called (what `implementations.cem.aot.load_pipeline` does with the
+deserialized and compiled before it is called (what `implementations.cem.runtime.load_pipeline` does with the
 artifact files).
 
 ``prepare`` works on a traceable function of array arguments (keyword arguments that are not arrays are

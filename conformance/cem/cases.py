@@ -45,8 +45,8 @@ import implementations.cem as impl
 import reference.cem as ref
 from conformance.cases import Case, Inputs, register
 from conformance.strategies import cast_floats
+from contracts.cem.config import TASKS, CEMConfig
 from reference.cem import networks as ref_networks
-from reference.cem.config import TASKS, CEMConfig
 
 SPLINES = ("zero", "linear", "cubic")
 ELITE_MARGIN = 1e-4  # relative gap between the last elite's and the first non-elite's total cost

@@ -1,12 +1,14 @@
-"""The `jax.export` AOT pipeline (`implementations.cem.aot`): bit-for-bit equal to the jitted pipeline, no
-compilation on the first call after load, planner state carried between calls, and every bad-input path
-(missing, truncated, corrupted or incompatible artifacts; bad states) a clear, specific error."""
+"""The `jax.export` AOT pipeline (`implementations.cem.export` from the reference's weights,
+`implementations.cem.runtime`): bit-for-bit equal to the jitted pipeline, no compilation on the first call
+after load, planner state carried between calls, and every bad-input path (missing, truncated, corrupted or
+incompatible artifacts and weights; bad states) a clear, specific error."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -15,8 +17,11 @@ import pytest
 
 from conformance import assert_parity, compiles
 from conformance.exactness import Exactness, assert_bitwise
-from implementations.cem import aot, networks
-from reference.cem.config import CEMConfig, CEMInputError
+from contracts.cem.config import CEMConfig, CEMInputError
+from contracts.cem.networks import WEIGHTS_MANIFEST, read_weights_manifest
+from contracts.common import sha256_file
+from implementations.cem import export, networks, runtime
+from reference.cem.weights import write_weights
 
 SMALL = {
     "pendulum": CEMConfig(task="pendulum", num_samples=32, num_elites=6, sigma_start=0.5, iterations=2),
@@ -25,11 +30,19 @@ SMALL = {
 HIDDEN = {"dynamics_hidden": (16, 16), "policy_hidden": (16, 16)}
 
 
+def _export(task: str, out: Path, *, seed: int = 0, fit_seconds: float = 0.0, **kw) -> Path:
+    """The reference writes the task's weights (PyTorch), the JAX side exports them."""
+    weights = write_weights(
+        out.parent / f"{out.name}-weights", SMALL[task], seed=seed, fit_seconds=fit_seconds, **HIDDEN
+    )
+    return export.export_weights(weights, out, **kw)
+
+
 @pytest.fixture(scope="module", params=sorted(SMALL))
 def artifact(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     task = request.param
     out = tmp_path_factory.mktemp(f"aot-{task}") / "artifact"
-    return aot.export_task(task, out, config=SMALL[task], fit_seconds=0.0, seed=3, **HIDDEN)
+    return _export(task, out, seed=3)
 
 
 def _refuse_pickle(*_a: object, **_k: object) -> None:
@@ -38,7 +51,7 @@ def _refuse_pickle(*_a: object, **_k: object) -> None:
 
 @dataclasses.dataclass
 class Loaded:
-    pipeline: aot.Pipeline
+    pipeline: runtime.Pipeline
     compiles_at_load: int
     compiles_on_first_calls: int
     traces_on_first_calls: int
@@ -52,7 +65,7 @@ def loaded(artifact: Path) -> Loaded:
         for name in ("load", "loads", "Unpickler"):
             mp.setattr(pickle, name, _refuse_pickle)
         with compiles.counting() as at_load:
-            pipeline = aot.load_pipeline(artifact)
+            pipeline = runtime.load_pipeline(artifact)
         x = np.asarray(pipeline.config.spec.x0, np.float32)
         with compiles.counting() as first:
             pipeline.predict_controls(x, 0.0)
@@ -64,7 +77,7 @@ def loaded(artifact: Path) -> Loaded:
 @pytest.fixture(scope="module")
 def base_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("aot-base") / "artifact"
-    return aot.export_task("pendulum", out, config=SMALL["pendulum"], seed=3, **HIDDEN)
+    return _export("pendulum", out, seed=3)
 
 
 @pytest.fixture
@@ -85,7 +98,7 @@ def _weights(path: Path, config: CEMConfig) -> tuple[dict | None, dict]:
     return dynamics, policy
 
 
-def _drive(pipeline: aot.Pipeline, steps: int = 4) -> dict[str, np.ndarray]:
+def _drive(pipeline: runtime.Pipeline, steps: int = 4) -> dict[str, np.ndarray]:
     """A short closed loop with a fixed state sequence: every output and the carried planner state."""
     rng = np.random.default_rng(0)
     out: dict[str, list[np.ndarray]] = {"controls": [], "tk": [], "mean": [], "std": [], "key": []}
@@ -103,7 +116,7 @@ def test_exported_pipeline_equals_jit_bit_for_bit(artifact: Path, loaded: Loaded
     p = loaded.pipeline
     p.reset()
     dynamics, policy = _weights(artifact, p.config)
-    jitted = aot.jit_pipeline(p.config, dynamics, policy, replan_steps=p.replan_steps, key=3)
+    jitted = export.jit_pipeline(p.config, dynamics, policy, replan_steps=p.replan_steps, key=3)
     expected, actual = _drive(jitted), _drive(p)
     assert_bitwise(expected["key"], actual["key"], why=f"{Exactness.ORDER_INDEPENDENT}: integer PRNG keys")
     floats = {k: v for k, v in actual.items() if k != "key"}
@@ -113,7 +126,7 @@ def test_exported_pipeline_equals_jit_bit_for_bit(artifact: Path, loaded: Loaded
 
 
 def test_first_call_after_load_is_not_a_compile(loaded: Loaded) -> None:
-    assert loaded.compiles_at_load >= len(aot.FUNCTIONS), "load_pipeline must compile every function"
+    assert loaded.compiles_at_load >= len(runtime.FUNCTIONS), "load_pipeline must compile every function"
     assert loaded.compiles_on_first_calls == 0, f"{loaded.compiles_on_first_calls} compilation(s) after load"
     assert loaded.traces_on_first_calls == 0
 
@@ -146,24 +159,24 @@ def test_planner_state_is_carried_between_calls(loaded: Loaded) -> None:
 # -- bad input -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [*aot.FILES, aot.MANIFEST])
+@pytest.mark.parametrize("name", [*runtime.FILES, runtime.MANIFEST])
 def test_missing_file_is_named(pendulum_artifact: Path, name: str) -> None:
     (pendulum_artifact / name).unlink()
-    with pytest.raises(aot.MissingArtifactError, match=name.replace(".", r"\.")) as err:
-        aot.load_pipeline(pendulum_artifact)
+    with pytest.raises(runtime.MissingArtifactError, match=name.replace(".", r"\.")) as err:
+        runtime.load_pipeline(pendulum_artifact)
     assert "regenerate" in str(err.value)
 
 
 def test_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(aot.MissingArtifactError, match="does not exist"):
-        aot.load_pipeline(tmp_path / "nowhere")
+    with pytest.raises(runtime.MissingArtifactError, match="does not exist"):
+        runtime.load_pipeline(tmp_path / "nowhere")
 
 
 def test_truncated_file_fails_its_hash(pendulum_artifact: Path) -> None:
     f = pendulum_artifact / "optimize.jax"
     f.write_bytes(f.read_bytes()[:100])
-    with pytest.raises(aot.CorruptArtifactError, match=r"optimize\.jax is corrupted \(truncated"):
-        aot.load_pipeline(pendulum_artifact)
+    with pytest.raises(runtime.CorruptArtifactError, match=r"optimize\.jax is corrupted \(truncated"):
+        runtime.load_pipeline(pendulum_artifact)
 
 
 def test_corrupted_byte_fails_its_hash(pendulum_artifact: Path) -> None:
@@ -171,28 +184,28 @@ def test_corrupted_byte_fails_its_hash(pendulum_artifact: Path) -> None:
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0xFF
     f.write_bytes(bytes(data))
-    with pytest.raises(aot.CorruptArtifactError, match=r"templates\.npz is corrupted.*SHA-256"):
-        aot.load_pipeline(pendulum_artifact)
+    with pytest.raises(runtime.CorruptArtifactError, match=r"templates\.npz is corrupted.*SHA-256"):
+        runtime.load_pipeline(pendulum_artifact)
 
 
 def _edit_manifest(path: Path, edit) -> None:
-    m = json.loads((path / aot.MANIFEST).read_text())
+    m = json.loads((path / runtime.MANIFEST).read_text())
     edit(m)
-    (path / aot.MANIFEST).write_text(json.dumps(m))
+    (path / runtime.MANIFEST).write_text(json.dumps(m))
 
 
 def test_artifact_from_a_newer_jax_must_be_regenerated(pendulum_artifact: Path) -> None:
     _edit_manifest(pendulum_artifact, lambda m: m.update(jax_version="99.0.0"))
-    with pytest.raises(aot.IncompatibleArtifactError, match=r"JAX 99\.0\.0.*regenerate"):
-        aot.load_pipeline(pendulum_artifact)
+    with pytest.raises(runtime.IncompatibleArtifactError, match=r"JAX 99\.0\.0.*regenerate"):
+        runtime.load_pipeline(pendulum_artifact)
 
 
 def test_artifact_with_an_unsupported_calling_convention_must_be_regenerated(pendulum_artifact: Path) -> None:
     _edit_manifest(
         pendulum_artifact, lambda m: m["functions"]["optimize"].update(calling_convention_version=1)
     )
-    with pytest.raises(aot.IncompatibleArtifactError, match=r"calling convention 1.*must be regenerated"):
-        aot.load_pipeline(pendulum_artifact)
+    with pytest.raises(runtime.IncompatibleArtifactError, match=r"calling convention 1.*must be regenerated"):
+        runtime.load_pipeline(pendulum_artifact)
 
 
 def test_unreadable_module_is_incompatible(pendulum_artifact: Path) -> None:
@@ -201,11 +214,11 @@ def test_unreadable_module_is_incompatible(pendulum_artifact: Path) -> None:
     f.write_bytes(b"not a flatbuffer")
 
     def fix(m):
-        m["files"]["interp.jax"] = {"sha256": aot._sha256(f), "bytes": f.stat().st_size}
+        m["files"]["interp.jax"] = {"sha256": sha256_file(f), "bytes": f.stat().st_size}
 
     _edit_manifest(pendulum_artifact, fix)
-    with pytest.raises(aot.IncompatibleArtifactError, match=r"interp\.jax cannot be deserialized"):
-        aot.load_pipeline(pendulum_artifact)
+    with pytest.raises(runtime.IncompatibleArtifactError, match=r"interp\.jax cannot be deserialized"):
+        runtime.load_pipeline(pendulum_artifact)
 
 
 def test_artifact_for_another_platform_is_refused(tmp_path: Path) -> None:
@@ -214,15 +227,13 @@ def test_artifact_for_another_platform_is_refused(tmp_path: Path) -> None:
 
     here = jax.default_backend()
     other = "cuda" if here == "cpu" else "cpu"
-    out = aot.export_task(
-        "pendulum", tmp_path / other, config=SMALL["pendulum"], platforms=(other,), **HIDDEN
-    )
-    manifest = json.loads((out / aot.MANIFEST).read_text())
+    out = _export("pendulum", tmp_path / other, platforms=(other,))
+    manifest = json.loads((out / runtime.MANIFEST).read_text())
     assert manifest["functions"]["optimize"]["platforms"] == [other]
     with pytest.raises(
-        aot.IncompatibleArtifactError, match=rf"exported for \['{other}'\], not for this '{here}'"
+        runtime.IncompatibleArtifactError, match=rf"exported for \['{other}'\], not for this '{here}'"
     ):
-        aot.load_pipeline(out)
+        runtime.load_pipeline(out)
 
 
 @pytest.mark.parametrize(
@@ -262,12 +273,65 @@ def test_weights_with_missing_unexpected_or_misshaped_tensors_are_listed(tmp_pat
     with pytest.raises(networks.WeightsError) as err:
         networks.load_weights(tmp_path / "bad.safetensors", sizes)
     msg = str(err.value)
-    assert "missing tensors ['layers.1.bias']" in msg
-    assert "unexpected tensors ['layers.9.weight']" in msg
-    assert "layers.0.weight: expected (8, 4), got (8, 5)" in msg
+    assert "bad.safetensors (MLP [4, 8, 8, 2]) does not match the model" in msg
+    assert "missing tensors (1): layers.1.bias" in msg
+    assert "unexpected tensors (1): layers.9.weight" in msg
+    assert "layers.0.weight: checkpoint (8, 5) float32, model (8, 4) float32" in msg
+    bad = {**good, "layers.2.bias": np.zeros(2, np.float64)}
+    save_file(bad, str(tmp_path / "f64.safetensors"))
+    with pytest.raises(
+        networks.WeightsError, match=r"layers\.2\.bias: checkpoint \(2,\) float64, model \(2,\) float32"
+    ):
+        networks.load_weights(tmp_path / "f64.safetensors", sizes)
     save_file(good, str(tmp_path / "good.safetensors"))
     loaded = networks.load_weights(tmp_path / "good.safetensors", sizes)
     assert set(loaded) == set(good)
     (tmp_path / "trunc.safetensors").write_bytes((tmp_path / "good.safetensors").read_bytes()[:40])
     with pytest.raises(networks.WeightsError, match="cannot be read as safetensors"):
         networks.load_weights(tmp_path / "trunc.safetensors", sizes)
+
+
+# -- the weights directory between the reference and the export ---------------------------------------------
+
+
+def test_artifact_carries_its_weights_and_reexports_to_the_same_modules(
+    base_artifact: Path, tmp_path: Path
+) -> None:
+    """The artifact holds the reference's weights and their manifest (hashed in its own manifest), so it is a
+    weights directory itself: exporting from it again gives the same modules (StableHLO text without its
+    source locations, which name the calling test's line)."""
+    manifest = json.loads((base_artifact / runtime.MANIFEST).read_text())
+    assert {WEIGHTS_MANIFEST, "policy.safetensors"} <= set(manifest["files"])
+    weights = read_weights_manifest(base_artifact)
+    assert weights.task == "pendulum" and weights.seed == 3 and weights.config == SMALL["pendulum"]
+    again = export.export_weights(base_artifact, tmp_path / "again")
+    for name in runtime.FUNCTIONS:
+        assert _module_text(again / f"{name}.jax") == _module_text(base_artifact / f"{name}.jax"), name
+
+
+def _module_text(path: Path) -> str:
+    from jax import export as jax_export
+
+    text = jax_export.deserialize(bytearray(path.read_bytes())).mlir_module()
+    text = re.sub(r"(?m)^#loc\d* = .*\n", "", text)  # the location table
+    return re.sub(r" loc\((?:[^()]|\([^()]*\))*\)", "", text)  # each operation's location
+
+
+def test_weights_directory_problems_are_named(tmp_path: Path) -> None:
+    weights = write_weights(tmp_path / "w", SMALL["pendulum"], seed=1, **HIDDEN)
+    with pytest.raises(CEMInputError, match="config is for task 'learned'"):
+        export.export_weights(weights, tmp_path / "out", config=SMALL["learned"])
+    with pytest.raises(
+        networks.WeightsError, match=r"(?s)does not match the model.*mis-shaped tensors \(2\)"
+    ):
+        export.export_weights(
+            weights, tmp_path / "out", config=dataclasses.replace(SMALL["pendulum"], num_knots=5)
+        )
+    f = weights / "policy.safetensors"
+    f.write_bytes(f.read_bytes()[:-1])
+    with pytest.raises(networks.WeightsError, match=r"policy\.safetensors does not match weights\.json"):
+        export.export_weights(weights, tmp_path / "out")
+    (weights / WEIGHTS_MANIFEST).unlink()
+    with pytest.raises(networks.WeightsError, match=r"no weights\.json.*python -m reference\.cem weights"):
+        export.export_weights(weights, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -23,9 +23,9 @@ import reference.cem as ref
 from conformance import cases, compare
 from conformance.cem import cases as cem_cases
 from conformance.strategies import cast_floats
+from contracts.cem.config import CEMConfig
 from reference.cem import planner as rp
 from reference.cem import tasks as rt
-from reference.cem.config import CEMConfig
 
 
 def _zero_left(tq, tk, knots, spline_type="zero"):

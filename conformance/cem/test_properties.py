@@ -13,7 +13,7 @@ import implementations.cem as impl
 import reference.cem as ref
 from conformance import compiles
 from conformance.exactness import Exactness, assert_bitwise, assert_within
-from reference.cem.config import CEMConfig, CEMInputError
+from contracts.cem.config import CEMConfig, CEMInputError
 
 CFG = CEMConfig(
     task="cartpole",

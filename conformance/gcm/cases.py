@@ -17,7 +17,7 @@ import implementations.gcm as impl
 import reference.gcm as ref
 from conformance.cases import Case, Inputs, register
 from conformance.strategies import fields, finite_floats, log_uniform, shape_buckets
-from reference.gcm.grid import EARTH_RADIUS, Forcing, Grid, State, StepParams, default_k4
+from contracts.gcm.grid import EARTH_RADIUS, Forcing, Grid, State, StepParams, default_k4
 
 GRIDS = ((9, 16), (17, 32), (33, 64))
 grid_shapes = shape_buckets(*GRIDS)

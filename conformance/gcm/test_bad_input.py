@@ -22,7 +22,7 @@ import implementations.gcm as impl
 import reference.gcm as ref
 from conformance import compiles
 from conformance.exactness import Exactness, assert_bitwise
-from reference.gcm.grid import Grid, State, StepParams
+from contracts.gcm.grid import Grid, State, StepParams
 
 SIDES = {"reference": ref, "implementation": impl}
 G = Grid(9, 16)
@@ -260,17 +260,17 @@ ROWS: list[Row] = [
     (
         "step.params_type",
         lambda m: m.step(*_model(), {"dt": 300.0}, G),
-        r"params must be a reference.gcm.grid.StepParams",
+        r"params must be a contracts.gcm.grid.StepParams",
     ),
     (
         "step.grid_type",
         lambda m: m.step(*_model(), StepParams(), (9, 16)),
-        r"grid must be a reference.gcm.grid.Grid",
+        r"grid must be a contracts.gcm.grid.Grid",
     ),
     (
         "step.state_type",
         lambda m: m.step(tuple(_model()[0]), _model()[1], StepParams(), G),
-        r"state must be a reference.gcm.grid.State",
+        r"state must be a contracts.gcm.grid.State",
     ),
 ]
 

@@ -15,7 +15,7 @@ import pytest
 import implementations.gcm as impl
 import reference.gcm as ref
 from conformance import ParityError, assert_parity, compare, precision, record_series
-from reference.gcm.grid import Grid, State, StepParams
+from contracts.gcm.grid import Grid, State, StepParams
 
 GRID = Grid(33, 64)
 PARAMS = StepParams(dt=900.0)

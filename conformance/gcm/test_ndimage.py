@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from contracts.gcm.validate import GCMInputError
 from implementations.gcm import ndimage as port
 from reference.gcm import ndimage as ref
-from reference.gcm.validate import GCMInputError
 
 MODES = ref.MODES
 SUPPORTED_CASES = [

@@ -22,7 +22,7 @@ import reference.gcm as ref
 from conformance.exactness import Exactness, assert_bitwise
 from conformance.gcm.cases import GRIDS, grid_shapes
 from conformance.strategies import fields, finite_floats
-from reference.gcm.grid import STEFAN_BOLTZMANN, Grid, default_k4
+from contracts.gcm.grid import STEFAN_BOLTZMANN, Grid, default_k4
 
 SIDES = {"reference": ref, "jax": impl}
 

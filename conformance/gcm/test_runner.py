@@ -1,4 +1,6 @@
-"""The GCM model runner (seed milestones M3/M4): backend switch, non-finite stop report, timings, memory, CLI."""
+"""The GCM model runner (seed milestones M3/M4): the NumPy backend (`reference.gcm.runner`) and the JAX
+backend (`implementations.gcm.runner`) on the shared run loop (`contracts.gcm.runner`): non-finite stop
+report, timings, memory, and the two command lines."""
 
 from __future__ import annotations
 
@@ -12,22 +14,26 @@ import jax
 import numpy as np
 import pytest
 
-from implementations.gcm import runner
-from reference.gcm.grid import StepParams
+from contracts.gcm import runner
+from contracts.gcm.grid import StepParams
+from implementations.gcm import runner as jax_runner
+from reference.gcm import runner as numpy_runner
 
 ROOT = Path(__file__).resolve().parents[2]
+RUN = {"numpy": numpy_runner.run, "jax": jax_runner.run}
 UNSTABLE = StepParams(
     dt=3600.0, sigma4=5.0
 )  # hyperdiffusion far past its stability limit: blows up at step 6
 
 
 def _run(backend: str, dtype: str = "float64", **kw) -> runner.RunResult:
-    config = runner.RunConfig(backend=backend, n_lat=17, n_lon=32, dtype=dtype, **kw)
+    config = runner.RunConfig(n_lat=17, n_lon=32, dtype=dtype, **kw)
     with jax.enable_x64(dtype == "float64"):
-        return runner.run(config)
+        return RUN[backend](config)
 
 
 def test_both_backends_integrate_and_agree() -> None:
+    assert set(RUN) == set(runner.BACKENDS)
     results = {b: _run(b, steps=6) for b in runner.BACKENDS}
     for b, r in results.items():
         assert r.ok and r.steps_done == 6, r.summary()
@@ -61,10 +67,10 @@ def test_blow_up_stops_at_the_first_nonfinite_step_with_its_location(backend: st
 
 
 def test_nonfinite_initial_state_is_reported_as_step_0() -> None:
-    import reference.gcm as ref
+    from contracts import gcm
 
-    grid = ref.Grid(17, 32)
-    state = ref.initial_state(grid)
+    grid = gcm.Grid(17, 32)
+    state = gcm.initial_state(grid)
     q = state.q.copy()
     q[3, 4] = np.nan
     r = _run("numpy", steps=3, state=state._replace(q=q))
@@ -73,22 +79,23 @@ def test_nonfinite_initial_state_is_reported_as_step_0() -> None:
 
 
 def test_run_config_rejects_bad_values() -> None:
-    with pytest.raises(ValueError, match="backend must be one of"):
-        runner.RunConfig(backend="torch")
     with pytest.raises(ValueError, match="steps must be an int >= 1"):
         runner.RunConfig(steps=0)
     with pytest.raises(ValueError, match="dtype must be one of"):
         runner.RunConfig(dtype="float16")
+    with pytest.raises(ValueError, match="check_every must be an int >= 1"):
+        runner.RunConfig(check_every=0)
     with pytest.raises(ValueError, match="grid"):
         runner.parse_grid("121by240")
 
 
-def _cli(*args: str, backend_env: str | None) -> subprocess.CompletedProcess[str]:
+def _cli(backend: str, *args: str, backend_env: str | None) -> subprocess.CompletedProcess[str]:
+    """``python -m <the backend's package> run --grid 17x32 ...`` with ``GCM_BACKEND`` set (or not)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GCM_", "JAX_"))}
     if backend_env is not None:
         env["GCM_BACKEND"] = backend_env
     return subprocess.run(
-        [sys.executable, "-m", "implementations.gcm", "run", "--grid", "17x32", *args],
+        [sys.executable, "-m", runner.ENTRY_POINTS[backend], "run", "--grid", "17x32", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -100,25 +107,40 @@ def _cli(*args: str, backend_env: str | None) -> subprocess.CompletedProcess[str
 
 def test_cli_backend_from_environment_and_json(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
-    proc = _cli("--steps", "3", "--dtype", "float32", "--json", str(out), backend_env="jax")
+    proc = _cli("jax", "--steps", "3", "--dtype", "float32", "--json", str(out), backend_env="jax")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert data["backend"] == "jax" and data["platform"] == "cpu" and data["dtype"] == "float32"
     assert data["steps_done"] == 3 and data["ok"] is True
     assert "per step over 2 sample(s)" in proc.stdout and "peak memory above baseline" in proc.stdout
     # the flag wins over the environment
-    proc = _cli("--steps", "2", "--backend", "numpy", "--json", str(out), backend_env="jax")
+    proc = _cli("numpy", "--steps", "2", "--backend", "numpy", "--json", str(out), backend_env="jax")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["backend"] == "numpy"
+    # without flag or environment, each entry point runs its own backend
+    proc = _cli("numpy", "--steps", "2", "--json", str(out), backend_env=None)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["backend"] == "numpy"
 
 
+def test_cli_refuses_the_other_side_s_backend() -> None:
+    """Each entry point runs only its own backend; asked for the other one, it names the command that runs it."""
+    proc = _cli("jax", "--steps", "2", backend_env="numpy")
+    assert proc.returncode == 2
+    assert "GCM_BACKEND asks for the numpy backend" in proc.stderr
+    assert "python -m reference.gcm run" in proc.stderr
+    proc = _cli("numpy", "--steps", "2", "--backend", "jax", backend_env=None)
+    assert proc.returncode == 2
+    assert "python -m implementations.gcm run" in proc.stderr
+
+
 def test_cli_exit_status_on_blow_up_and_on_bad_environment() -> None:
-    proc = _cli("--steps", "12", "--dt", "360000", backend_env="numpy")
+    proc = _cli("numpy", "--steps", "12", "--dt", "360000", backend_env="numpy")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "STOPPED: non-finite" in proc.stdout
-    proc = _cli("--steps", "2", backend_env="cupy")
+    proc = _cli("jax", "--steps", "2", backend_env="cupy")
     assert proc.returncode == 2
     assert "GCM_BACKEND must be one of" in proc.stderr
-    proc = _cli("--steps", "2", "--dt", "-5", backend_env=None)
+    proc = _cli("jax", "--steps", "2", "--dt", "-5", backend_env=None)
     assert proc.returncode == 2
     assert "dt must be finite and > 0" in proc.stderr

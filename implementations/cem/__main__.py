@@ -1,9 +1,11 @@
-"""Command line of the CEM AOT pipeline (`implementations.cem.aot`):
+"""Command line of the CEM AOT pipeline (`implementations.cem.export`, `implementations.cem.runtime`):
 
-    python -m implementations.cem export --task pendulum|cartpole|learned --out DIR [--seed N] [--fit-seconds S]
+    python -m implementations.cem export --weights WEIGHTS --out DIR [--task T] [--platforms cpu,cuda]
     python -m implementations.cem bench DIR [--calls N] [--cache-dir D]
     python -m implementations.cem simulate DIR --duration S [--plot PATH] [--cache-dir D]
 
+``export`` needs the networks' weights, which the PyTorch reference writes (``python -m reference.cem weights
+--task pendulum|cartpole|learned --out WEIGHTS``; an artifact directory holds its own weights too).
 ``bench`` is the seed's benchmark mode: load time, the first call against the steady state, per-call
 statistics (mean, std, coefficient of variation, Hz) of the total and of the CEM stage. ``simulate`` runs the
 planner in closed loop on the task's own dynamics (the plant is the JAX task step, the same model the
@@ -23,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from reference.cem.config import TASKS, CEMInputError
+from contracts.cem.config import TASKS, CEMInputError
+from contracts.cem.networks import read_weights_manifest
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
@@ -59,16 +62,17 @@ def _print_stats(label: str, first: float, timings: list[dict[str, float]]) -> d
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from implementations.cem import aot
+    from implementations.cem import export, runtime
 
     start = time.perf_counter()
+    weights = read_weights_manifest(args.weights)
+    if args.task is not None and args.task != weights.task:
+        raise CEMInputError(f"--task {args.task} but the weights in {args.weights} are for {weights.task!r}")
     platforms = tuple(args.platforms.split(",")) if args.platforms else None
-    out = aot.export_task(
-        args.task, args.out, seed=args.seed, fit_seconds=args.fit_seconds, platforms=platforms
-    )
-    manifest = json.loads((out / aot.MANIFEST).read_text())
+    out = export.export_weights(args.weights, args.out, platforms=platforms)
+    manifest = json.loads((out / runtime.MANIFEST).read_text())
     print(
-        f"exported {args.task} to {out} in {time.perf_counter() - start:.2f} s "
+        f"exported {weights.task} to {out} in {time.perf_counter() - start:.2f} s "
         f"(JAX {manifest['jax_version']}, platforms {manifest['functions']['optimize']['platforms']}, "
         f"calling convention {manifest['functions']['optimize']['calling_convention_version']})"
     )
@@ -81,10 +85,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace):
-    from implementations.cem import aot
+    from implementations.cem import runtime
 
     start = time.perf_counter()
-    pipeline = aot.load_pipeline(args.dir, cache_dir=args.cache_dir)
+    pipeline = runtime.load_pipeline(args.dir, cache_dir=args.cache_dir)
     load_s = time.perf_counter() - start
     print(
         f"loaded {args.dir} in {load_s:.3f} s (compiled at load"
@@ -122,10 +126,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if cfg.task == "learned":
         from implementations.cem import networks
 
-        weights = networks.load_weights(
-            Path(args.dir) / "dynamics.safetensors",
-            networks.dynamics_sizes(_hidden(Path(args.dir) / "dynamics.safetensors")),
-        )
+        dyn = read_weights_manifest(args.dir).networks["dynamics"]
+        weights = networks.load_weights(Path(args.dir) / dyn.file, networks.dynamics_sizes(dyn.hidden))
     step = jax.jit(lambda x, u: tasks.step(cfg.task, x, u, spec.dt, weights))
     cost = jax.jit(lambda x, u: tasks.running_cost(cfg.task, x, u))
     x = np.asarray(spec.x0, np.float32)
@@ -185,26 +187,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hidden(path: Path) -> tuple[int, ...]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "np") as f:
-        names = list(f.keys())  # safe_open is not iterable
-        n = len([k for k in names if k.endswith(".weight")])
-        return tuple(int(f.get_slice(f"layers.{i}.weight").get_shape()[0]) for i in range(n - 1))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m implementations.cem", description=__doc__.split("\n\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    e = sub.add_parser("export", help="build the networks and export the pipeline to an artifact directory")
-    e.add_argument("--task", choices=sorted(TASKS), required=True)
-    e.add_argument("--out", required=True)
-    e.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("export", help="export the pipeline of a weights directory to an artifact directory")
     e.add_argument(
-        "--fit-seconds", type=float, default=3.0, help="fit time of the learned dynamics (default 3)"
+        "--weights",
+        required=True,
+        help="weights directory written by `python -m reference.cem weights` (or an artifact directory)",
+    )
+    e.add_argument("--out", required=True)
+    e.add_argument(
+        "--task", choices=sorted(TASKS), default=None, help="check that the weights are this task's"
     )
     e.add_argument("--platforms", default=None, help="comma-separated, e.g. cpu,cuda (default: this backend)")
     e.set_defaults(func=cmd_export)
@@ -229,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from implementations.cem.aot import ArtifactError
+    from implementations.cem.runtime import ArtifactError
 
     try:
         return args.func(args)

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from contracts.cem.config import CEMConfig, CEMInputError, check_array
 from implementations.cem import tasks
 from implementations.cem.spline import interp as _interp
-from reference.cem.config import CEMConfig, CEMInputError, check_array
 
 # -- traceable kernels ------------------------------------------------------------------------------------
 

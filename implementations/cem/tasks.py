@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import jax.numpy as jnp
 
-from reference.cem.tasks import CARTPOLE, PENDULUM, G
+from contracts.cem.tasks import CARTPOLE, PENDULUM, G
 
 
 def mlp(weights: Mapping[str, jnp.ndarray], x):

@@ -1,8 +1,12 @@
 """JAX implementation of `reference.gcm`, the small lat-lon GCM ported from Qingdai PyGCM: the same public
-names and signatures (kernels, one model step), plus the model runner (`implementations.gcm.runner`,
-``python -m implementations.gcm``). Importing this package imports JAX but initialises no backend, so a
-runner can still choose the platform."""
+names and signatures (kernels, one model step; the shared data and checks are `contracts.gcm`'s, re-exported),
+plus the JAX backend of the model runner (`implementations.gcm.runner`, ``python -m implementations.gcm
+run``). Importing this package imports JAX but initialises no backend, so a runner can still choose the
+platform."""
 
+from contracts.gcm.grid import Forcing, Grid, Longwave, Shortwave, State, StepParams, coriolis, default_k4
+from contracts.gcm.setup import default_forcing, initial_state
+from contracts.gcm.validate import GCMInputError
 from implementations.gcm.dynamics import (
     advect_semilag,
     departure_points,
@@ -15,9 +19,6 @@ from implementations.gcm.dynamics import (
 from implementations.gcm.model import step
 from implementations.gcm.ndimage import map_coordinates
 from implementations.gcm.physics import condensation, evaporation, longwave_v1, longwave_v2, q_sat, shortwave
-from reference.gcm.grid import Forcing, Grid, Longwave, Shortwave, State, StepParams, coriolis, default_k4
-from reference.gcm.setup import default_forcing, initial_state
-from reference.gcm.validate import GCMInputError
 
 __all__ = [
     "Forcing",

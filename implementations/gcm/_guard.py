@@ -1,4 +1,4 @@
-"""Input checks of the JAX GCM kernels, outside jitted code, raising `reference.gcm.validate.GCMInputError`.
+"""Input checks of the JAX GCM kernels, outside jitted code, raising `contracts.gcm.validate.GCMInputError`.
 
 Shape, dtype and parameter checks read metadata only. Finiteness is checked where the data lives:
 
@@ -10,7 +10,7 @@ Shape, dtype and parameter checks read metadata only. Finiteness is checked wher
   per checked input (fused into the same executable); the wrapper reads that small vector and, only on the
   error path, copies the arrays to the host to name the field and the first bad index.
 
-Either way the message is the one the NumPy reference raises (`reference.gcm.validate.check_finite`).
+Either way the message is the one the NumPy reference raises (`contracts.gcm.validate.check_finite`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from reference.gcm.validate import GCMInputError, check_finite
+from contracts.gcm.validate import GCMInputError, check_finite
 
 
 def x64_enabled() -> bool:

@@ -23,6 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from contracts.gcm.validate import (
+    check_broadcast_shape,
+    check_fields,
+    check_grid_args,
+    check_int,
+    check_nonnegative,
+    check_positive_scalar,
+)
 from implementations.gcm._guard import (
     all_on_host,
     as_dtype,
@@ -33,14 +41,6 @@ from implementations.gcm._guard import (
     raise_on_flags,
 )
 from implementations.gcm._numerics import divide_like_numpy, mod_like_numpy, rounded
-from reference.gcm.validate import (
-    check_broadcast_shape,
-    check_fields,
-    check_grid_args,
-    check_int,
-    check_nonnegative,
-    check_positive_scalar,
-)
 
 ArrayLike = Any
 

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from contracts.gcm.grid import Forcing, Grid, State, StepParams, coriolis, default_k4
+from contracts.gcm.validate import check_model_fields, check_step_params, model_field_dict
 from implementations.gcm._guard import all_on_host, check_finite, check_x64, finite_flags, raise_on_flags
 from implementations.gcm._numerics import divide_like_numpy, rounded
 from implementations.gcm.dynamics import _bilinear, _departure_points, _hyperdiffuse, _interpolate, _shapiro
@@ -29,8 +31,6 @@ from implementations.gcm.physics import (
     _q_sat,
     _shortwave,
 )
-from reference.gcm.grid import Forcing, Grid, State, StepParams, coriolis, default_k4
-from reference.gcm.validate import check_model_fields, check_step_params, model_field_dict
 
 K4_FACTOR_WIND = 1.0
 K4_FACTOR_TRACER = 0.5

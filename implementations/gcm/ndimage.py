@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from reference.gcm.ndimage import check_map_coordinates_args
+from contracts.gcm.ndimage import check_map_coordinates_args
 
 __all__ = ["SUPPORTED", "map_coordinates"]
 

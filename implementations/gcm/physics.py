@@ -15,20 +15,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from contracts.gcm.constants import (
+    EPSILON_WATER,
+    Q_SAT_MAX,
+    STEFAN_BOLTZMANN,
+    SW_ATM_MAX,
+    T_CELSIUS_MAX,
+    T_CELSIUS_MIN,
+    TETENS_A,
+    TETENS_B,
+    TETENS_C,
+)
+from contracts.gcm.grid import Longwave, Shortwave
+from contracts.gcm.validate import check_array, check_fields, check_positive_scalar, scalar
 from implementations.gcm._guard import all_on_host, check_finite, check_x64, finite_flags, raise_on_flags
 from implementations.gcm._numerics import divide_like_numpy, rounded
-from reference.gcm.grid import STEFAN_BOLTZMANN, Longwave, Shortwave
-from reference.gcm.validate import check_array, check_fields, check_positive_scalar, scalar
 
 ArrayLike = Any
-
-SW_ATM_MAX = 0.95
-TETENS_A = 610.94
-TETENS_B = 17.625
-TETENS_C = 243.04
-T_CELSIUS_MIN, T_CELSIUS_MAX = -80.0, 60.0
-EPSILON_WATER = 0.622
-Q_SAT_MAX = 0.5
 
 
 def _pack(dtype: np.dtype, *values: float) -> np.ndarray:

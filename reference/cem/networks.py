@@ -1,8 +1,9 @@
 """Reference (PyTorch) networks of the CEM subsystem: the learned-dynamics MLP and the policy warm start.
 
 Both are tanh MLPs whose parameters are named ``layers.{i}.weight`` / ``layers.{i}.bias`` (``nn.Linear``
-layout). Weights come from a seeded initialisation, optionally a short fit (the dynamics MLP to the analytic
-pendulum), and are saved as safetensors; `implementations.cem.networks.load_weights` converts them to JAX,
+layout; the architecture is `contracts.cem.networks`'). Weights come from a seeded initialisation, optionally a
+short fit (the dynamics MLP to the analytic pendulum), and are saved as safetensors (`reference.cem.weights`
+writes a task's weights directory); `implementations.cem.networks.load_weights` converts them to JAX,
 checking every tensor's name and shape.
 
 - dynamics: [sin theta, cos theta, omega, u] -> (theta_dot, omega_dot), hidden layers ``hidden``.
@@ -21,8 +22,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from contracts.cem.config import TASKS, CEMConfig
+from contracts.cem.networks import dynamics_sizes, policy_sizes
+from contracts.common import replace
 from reference.cem import tasks
-from reference.cem.config import TASKS, CEMConfig
+
+__all__ = [
+    "MLP",
+    "dynamics_sizes",
+    "fit_dynamics",
+    "init_mlp",
+    "policy_knots",
+    "policy_sizes",
+    "save",
+    "state_dict",
+]
 
 
 class MLP(nn.Module):
@@ -32,15 +46,6 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return tasks.mlp(dict(self.named_parameters()), x)
-
-
-def dynamics_sizes(hidden: Sequence[int] = (128, 128)) -> list[int]:
-    return [4, *hidden, 2]
-
-
-def policy_sizes(config: CEMConfig, hidden: Sequence[int] = (64, 64)) -> list[int]:
-    spec = config.spec
-    return [spec.nx, *hidden, config.num_knots * spec.nu]
 
 
 def init_mlp(sizes: Sequence[int], seed: int) -> MLP:
@@ -83,8 +88,7 @@ def save(model: nn.Module, path: str | Path) -> Path:
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(state_dict(model), str(tmp))
-    tmp.replace(path)
-    return path
+    return replace(tmp, path)
 
 
 def policy_knots(weights: Mapping[str, torch.Tensor], x, config: CEMConfig) -> torch.Tensor:

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from contracts.cem.config import CEMConfig
 from reference.cem import tasks
-from reference.cem.config import CEMConfig
 from reference.cem.spline import interp
 
 

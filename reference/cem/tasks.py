@@ -25,9 +25,7 @@ from collections.abc import Mapping
 
 import torch
 
-G = 9.81
-PENDULUM = {"m": 1.0, "length": 1.0, "b": 0.1}
-CARTPOLE = {"mc": 1.0, "mp": 0.1, "length": 0.5}
+from contracts.cem.tasks import CARTPOLE, PENDULUM, G
 
 
 def mlp(weights: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,11 @@
-"""Reference (NumPy/SciPy) of the small lat-lon GCM ported from Qingdai PyGCM: kernels, one model step, and
-the initial state / forcing shared with the JAX twin `implementations.gcm`."""
+"""Reference (NumPy/SciPy) of the small lat-lon GCM ported from Qingdai PyGCM: kernels and one model step,
+plus the NumPy backend of the model runner (`reference.gcm.runner`, ``python -m reference.gcm run``). The
+grid, state, initial state / forcing and input checks it shares with the JAX twin `implementations.gcm` are
+`contracts.gcm`'s, re-exported here."""
 
+from contracts.gcm.grid import Forcing, Grid, Longwave, Shortwave, State, StepParams, coriolis, default_k4
+from contracts.gcm.setup import default_forcing, initial_state
+from contracts.gcm.validate import GCMInputError
 from reference.gcm.dynamics import (
     advect_semilag,
     departure_points,
@@ -10,12 +15,9 @@ from reference.gcm.dynamics import (
     shapiro_filter,
     vorticity,
 )
-from reference.gcm.grid import Forcing, Grid, Longwave, Shortwave, State, StepParams, coriolis, default_k4
 from reference.gcm.model import step
 from reference.gcm.ndimage import map_coordinates
 from reference.gcm.physics import condensation, evaporation, longwave_v1, longwave_v2, q_sat, shortwave
-from reference.gcm.setup import default_forcing, initial_state
-from reference.gcm.validate import GCMInputError
 
 __all__ = [
     "Forcing",

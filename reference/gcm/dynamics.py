@@ -2,8 +2,8 @@
 advection, the Shapiro 1-2-1 filter, divergence and vorticity.
 
 Readable first: every kernel is a few plain NumPy/SciPy calls. Each public function validates its inputs
-(`reference.gcm.validate`) and then calls a private core (``_name``) that the model step reuses on already
-validated fields. Fields are ``(n_lat, n_lon)`` arrays on the grid of `reference.gcm.grid` (pole rows,
+(`contracts.gcm.validate`) and then calls a private core (``_name``) that the model step reuses on already
+validated fields. Fields are ``(n_lat, n_lon)`` arrays on the grid of `contracts.gcm.grid` (pole rows,
 non-repeating periodic longitude); every kernel computes in the dtype of its input fields.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from reference.gcm.validate import (
+from contracts.gcm.validate import (
     check_fields,
     check_finite,
     check_grid_args,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from contracts.gcm.grid import Forcing, Grid, State, StepParams, coriolis, default_k4
+from contracts.gcm.validate import check_finite, check_model_fields, check_step_params, model_field_dict
 from reference.gcm.dynamics import _departure_points, _hyperdiffuse, _interpolate, _shapiro
-from reference.gcm.grid import Forcing, Grid, State, StepParams, coriolis, default_k4
 from reference.gcm.physics import _condensation, _evaporation, _longwave_v1, _longwave_v2, _q_sat, _shortwave
-from reference.gcm.validate import check_finite, check_model_fields, check_step_params, model_field_dict
 
 # hyperdiffusion strength of each field relative to the winds (the original model's factors)
 K4_FACTOR_WIND = 1.0

@@ -1,7 +1,7 @@
 """Reference (NumPy) of the GCM column physics: shortwave and longwave radiation (two longwave schemes),
 Tetens saturation humidity, bulk evaporation and condensation.
 
-All kernels are pointwise. Each public function validates its inputs (`reference.gcm.validate`) and calls a
+All kernels are pointwise. Each public function validates its inputs (`contracts.gcm.validate`) and calls a
 private core (``_name``) that the model step reuses. Every parameter is an argument (the original model read
 some from environment variables); units are SI. Computation is in the dtype of the input fields, with the
 Python-float parameters entering as NumPy weak scalars.
@@ -13,8 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from reference.gcm.grid import STEFAN_BOLTZMANN, Longwave, Shortwave
-from reference.gcm.validate import (
+from contracts.gcm.constants import (
+    EPSILON_WATER,
+    Q_SAT_MAX,
+    STEFAN_BOLTZMANN,
+    SW_ATM_MAX,
+    T_CELSIUS_MAX,
+    T_CELSIUS_MIN,
+    TETENS_A,
+    TETENS_B,
+    TETENS_C,
+)
+from contracts.gcm.grid import Longwave, Shortwave
+from contracts.gcm.validate import (
     GCMInputError,
     check_array,
     check_fields,
@@ -24,14 +35,6 @@ from reference.gcm.validate import (
 )
 
 ArrayLike = Any
-
-SW_ATM_MAX = 0.95  # cap on the shortwave fraction absorbed by the atmosphere
-TETENS_A = 610.94  # Pa
-TETENS_B = 17.625
-TETENS_C = 243.04  # degC
-T_CELSIUS_MIN, T_CELSIUS_MAX = -80.0, 60.0  # clip of T - 273.15 in the Tetens formula
-EPSILON_WATER = 0.622  # ratio of the molar masses of water and dry air
-Q_SAT_MAX = 0.5
 
 
 def _fourth_power(t):

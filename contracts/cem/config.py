@@ -1,4 +1,5 @@
-"""Shared plain data of the CEM planner (imported by `reference.cem` and `implementations.cem`).
+"""The CEM planner's configuration contract: plain data and input checks shared by `reference.cem` (PyTorch)
+and `implementations.cem` (JAX). NumPy and the standard library only.
 
 `CEMConfig` holds hydrax's CEM hyper-parameters (``hydrax/algs/cem.py``) plus the task name; `TASKS`
 describes each task's state and control sizes, control bounds and integration step. `CEMInputError` is

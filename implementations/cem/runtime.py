@@ -1,8 +1,9 @@
-"""The AOT pipeline of the JAX CEM planner (the seed's goal, done honestly): `jax.export` artifacts of
-``optimize``, ``interp`` and the policy warm start over flat arrays, a manifest that pins versions and
-hashes, and a loader that compiles at load so that the first ``predict_controls`` call is not a compile.
+"""The loader and runtime of the JAX CEM planner's AOT artifacts (written by `implementations.cem.export`):
+verify an artifact directory, deserialize its `jax.export` modules, compile them at load so that the first
+``predict_controls`` call is not a compile, and run the planner with its state carried between calls.
 
-What the seed claimed and what is true (``../shared/spec/cem.md`` section 3):
+Importing this module is cheap: it needs neither PyTorch nor the planner's source, and imports JAX only when
+an artifact is loaded (`load_pipeline`) or a `Pipeline` is built.
 
 - A deserialized `jax.export` artifact is StableHLO, *compiled by XLA when first called*; "zero JIT
   overhead" is false. `load_pipeline` therefore compiles every function at load (``jax.jit(exp.call)
@@ -11,45 +12,39 @@ What the seed claimed and what is true (``../shared/spec/cem.md`` section 3):
   and nothing here is unpickled.
 - Artifacts expire (6 months backward, 3 weeks forward); the manifest records the JAX/jaxlib versions and
   the calling convention, and the loader refuses an artifact it cannot run with "regenerate it".
-- Exported functions take flat arrays (no custom pytrees, typed keys travel as ``uint32[2]`` key data);
-  the network weights are constants baked into the modules (and kept as safetensors for provenance).
 - The planner state (knot times, mean, std, key) is carried between calls: fresh noise on every call and
-  knots shifted in time, unlike the seed's pipeline, which reset them from a template on every call.
+  knots shifted in time.
 
 Artifact directory (every file's SHA-256 in ``manifest.json``)::
 
     optimize.jax  interp.jax  policy.jax     serialized jax.export modules
     config.json                              CEMConfig, replan steps, task
     templates.npz                            initial tk, std, key data, example state (allow_pickle=False)
-    policy.safetensors [dynamics.safetensors] the PyTorch weights baked into the modules
+    policy.safetensors [dynamics.safetensors] the PyTorch weights baked into the modules, and their
+    weights.json                             manifest (`contracts.cem.networks`): the artifact is its own
+                                             weights directory, so it can be re-exported from itself
     manifest.json                            versions, calling convention, platforms, shapes, hashes
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from implementations.cem import planner
-from reference.cem.config import CEMConfig, CEMInputError, check_array
+from contracts.cem.config import CEMConfig, CEMInputError, check_array
+from contracts.common import sha256_file
 
 FORMAT = "cem-aot/1"
 FUNCTIONS = ("optimize", "interp", "policy")
 FILES = ("optimize.jax", "interp.jax", "policy.jax", "config.json", "templates.npz")
 MANIFEST = "manifest.json"
-REGENERATE = "regenerate it with `python -m implementations.cem export --task <task> --out <dir>`"
+REGENERATE = "regenerate it with `python -m implementations.cem export --weights <weights dir> --out <dir>`"
 
 
 class ArtifactError(RuntimeError):
@@ -68,43 +63,6 @@ class IncompatibleArtifactError(ArtifactError):
     """The artifact was produced by a JAX this one cannot run (or for another platform)."""
 
 
-# -- the flat functions that are exported ------------------------------------------------------------------
-
-
-def flat_functions(
-    config: CEMConfig,
-    dynamics: Mapping[str, np.ndarray] | None,
-    policy: Mapping[str, np.ndarray],
-    replan_steps: int,
-) -> dict[str, tuple[Callable[..., Any], tuple[jax.ShapeDtypeStruct, ...]]]:
-    """``name -> (function of flat arrays, argument specs)``; the weights are closed over (constants)."""
-    spec = config.spec
-    K, nu, nx = config.num_knots, spec.nu, spec.nx
-    dyn = None if dynamics is None else {k: jnp.asarray(v, jnp.float32) for k, v in dynamics.items()}
-    pol = {k: jnp.asarray(v, jnp.float32) for k, v in policy.items()}
-    f32 = jnp.float32
-
-    def optimize(x0, time, tk, mean, std, key_data):
-        out = planner._optimize_key(x0, time, tk, mean, std, key_data, config, dyn)
-        return out["tk"], out["mean"], out["std"], out["key"], out["costs"].sum(axis=1).min()
-
-    def interp(tq, tk, knots):
-        return planner._interp(tq, tk, knots, config.spline_type)
-
-    def policy_fn(x):
-        return planner._policy_knots(pol, x, config)
-
-    S = jax.ShapeDtypeStruct
-    return {
-        "optimize": (
-            optimize,
-            (S((nx,), f32), S((), f32), S((K,), f32), S((K, nu), f32), S((K, nu), f32), S((2,), jnp.uint32)),
-        ),
-        "interp": (interp, (S((replan_steps,), f32), S((K,), f32), S((1, K, nu), f32))),
-        "policy": (policy_fn, (S((nx,), f32),)),
-    }
-
-
 # -- the pipeline ------------------------------------------------------------------------------------------
 
 
@@ -118,7 +76,10 @@ class PlannerState:
 
 class Pipeline:
     """``predict_controls(state, current_time)``: NN warm start on the first call (or after `reset`), then the
-    carried planner state; CEM optimize; controls for the next ``replan_steps`` plant steps."""
+    carried planner state; CEM optimize; controls for the next ``replan_steps`` plant steps.
+
+    ``functions`` are ``optimize``, ``interp`` and ``policy`` over flat arrays (compiled from an artifact, or
+    jitted: `implementations.cem.export.jit_pipeline`)."""
 
     def __init__(
         self,
@@ -128,6 +89,9 @@ class Pipeline:
         replan_steps: int,
         source: str,
     ) -> None:
+        import jax
+
+        self._ready = jax.block_until_ready
         self.config = config
         self.functions = dict(functions)
         self.templates = {k: np.asarray(v) for k, v in templates.items()}
@@ -160,23 +124,23 @@ class Pipeline:
         if t.shape != () or t.dtype.kind not in "fiu" or not np.isfinite(t):
             raise CEMInputError(f"current_time must be a finite scalar; got {current_time!r}")
         t = np.float32(t)
-        f = self.functions
+        f, ready = self.functions, self._ready
         start = time.perf_counter()
         if self.state is None:
-            mean = np.asarray(jax.block_until_ready(f["policy"](x)))
+            mean = np.asarray(ready(f["policy"](x)))
             # the policy's knots are placed at the current time; std and key come from the templates
             self.state = PlannerState(
                 self.templates["tk0"] + t, mean, self.templates["std0"].copy(), self.templates["key"].copy()
             )
         t_nn = time.perf_counter()
         s = self.state
-        out = jax.block_until_ready(f["optimize"](x, t, s.tk, s.mean, s.std, s.key))
+        out = ready(f["optimize"](x, t, s.tk, s.mean, s.std, s.key))
         tk, mean, std, key, best = (np.asarray(o) for o in out)
         self.state = PlannerState(tk, mean, std, key)
         self.last_cost = float(best)
         t_cem = time.perf_counter()
         tq = (t + np.arange(self.replan_steps, dtype=np.float32) * np.float32(spec.dt)).astype(np.float32)
-        controls = np.asarray(jax.block_until_ready(f["interp"](tq, tk, mean[None])))[0]
+        controls = np.asarray(ready(f["interp"](tq, tk, mean[None])))[0]
         end = time.perf_counter()
         if not return_timing:
             return controls
@@ -186,108 +150,6 @@ class Pipeline:
             "interp_time": end - t_cem,
             "total_time": end - start,
         }
-
-
-def jit_pipeline(
-    config: CEMConfig,
-    dynamics: Mapping[str, np.ndarray] | None,
-    policy: Mapping[str, np.ndarray],
-    replan_steps: int = 2,
-    key: int = 0,
-) -> Pipeline:
-    """The same pipeline with ``jax.jit`` functions (no export): the baseline the artifact must equal."""
-    fns = flat_functions(config, dynamics, policy, replan_steps)
-    jitted = {name: jax.jit(fn) for name, (fn, _) in fns.items()}
-    return Pipeline(config, jitted, initial_templates(config, key), replan_steps, "jit")
-
-
-def initial_templates(config: CEMConfig, key: int = 0) -> dict[str, np.ndarray]:
-    spec = config.spec
-    return {
-        "tk0": np.asarray(planner.knot_offsets(config, jnp.float32)),
-        "std0": np.full((config.num_knots, spec.nu), config.sigma_start, np.float32),
-        "key": np.asarray(jax.random.key_data(jax.random.key(key, impl="threefry2x32")), np.uint32),
-        "x0": np.asarray(spec.x0, np.float32),
-    }
-
-
-# -- export -------------------------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _avals(avals: Any) -> list[dict[str, Any]]:
-    return [{"shape": [int(d) for d in a.shape], "dtype": str(a.dtype)} for a in avals]
-
-
-def export_pipeline(
-    out_dir: str | Path,
-    config: CEMConfig,
-    *,
-    policy: Mapping[str, np.ndarray],
-    dynamics: Mapping[str, np.ndarray] | None = None,
-    weight_files: Mapping[str, str | Path] | None = None,
-    replan_steps: int = 2,
-    key: int = 0,
-    platforms: tuple[str, ...] | None = None,
-) -> Path:
-    """Export the pipeline's functions and write the artifact directory atomically (a temporary directory
-    beside it, then a rename). ``weight_files`` (name -> safetensors path) are copied in for provenance."""
-    from jax import export
-
-    out_dir = Path(out_dir)
-    if config.task == "learned" and dynamics is None:
-        raise CEMInputError("exporting the 'learned' task needs the dynamics MLP's weights")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        functions: dict[str, Any] = {}
-        for name, (fn, specs) in flat_functions(config, dynamics, policy, replan_steps).items():
-            kw = {"platforms": platforms} if platforms else {}
-            exp = export.export(jax.jit(fn), **kw)(*specs)
-            (tmp / f"{name}.jax").write_bytes(exp.serialize())
-            functions[name] = {
-                "file": f"{name}.jax",
-                "calling_convention_version": exp.calling_convention_version,
-                "platforms": list(exp.platforms),
-                "in": _avals(exp.in_avals),
-                "out": _avals(exp.out_avals),
-            }
-        cfg = {
-            "config": config.to_json(),
-            "replan_steps": replan_steps,
-            "task": dataclasses.asdict(config.spec),
-        }
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
-        with open(tmp / "templates.npz", "wb") as fh:
-            np.savez(fh, **initial_templates(config, key))
-        for name, src in (weight_files or {}).items():
-            shutil.copyfile(src, tmp / f"{name}.safetensors")
-        files = sorted(p.name for p in tmp.iterdir())
-        import jaxlib
-
-        manifest = {
-            "format": FORMAT,
-            "jax_version": jax.__version__,
-            "jaxlib_version": jaxlib.__version__,
-            "created_unix": int(time.time()),
-            "functions": functions,
-            "files": {n: {"sha256": _sha256(tmp / n), "bytes": (tmp / n).stat().st_size} for n in files},
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
 
 
 # -- load ----------------------------------------------------------------------------------------------------
@@ -320,6 +182,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 def verify(path: str | Path) -> dict[str, Any]:
     """Check the manifest, the versions and every file's size and SHA-256; return the manifest."""
+    import jax
     from jax import export
 
     path = Path(path)
@@ -333,7 +196,7 @@ def verify(path: str | Path) -> dict[str, Any]:
         raise MissingArtifactError(f"AOT artifact {path} is missing files: {missing}; {REGENERATE}")
     for name, meta in listed.items():
         size = (path / name).stat().st_size
-        digest = _sha256(path / name)
+        digest = sha256_file(path / name)
         if digest != meta.get("sha256"):
             how = (
                 f"truncated: {size} of {meta.get('bytes')} bytes"
@@ -366,6 +229,8 @@ def verify(path: str | Path) -> dict[str, Any]:
 def enable_compilation_cache(cache_dir: str | Path) -> None:
     """JAX's persistent compilation cache in ``cache_dir`` (every entry written, however fast it compiled).
     Call it before the first compilation of the process."""
+    import jax
+
     jax.config.update("jax_compilation_cache_dir", str(cache_dir))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -379,6 +244,7 @@ def load_pipeline(path: str | Path, *, cache_dir: str | Path | None = None, warm
     then reset), so the first ``predict_controls`` does not pay first-run costs (buffer allocation,
     thread-pool start-up, Python paths); measured on a 2-core CPU, without it the first call took about
     10x the steady state even though nothing was compiled."""
+    import jax
     from jax import export
 
     path = Path(path)
@@ -418,51 +284,19 @@ def load_pipeline(path: str | Path, *, cache_dir: str | Path | None = None, warm
     return pipeline
 
 
-# -- a task's artifact, from the PyTorch networks ----------------------------------------------------------
-
-
-def export_task(
-    task: str,
-    out_dir: str | Path,
-    *,
-    config: CEMConfig | None = None,
-    seed: int = 0,
-    fit_seconds: float = 3.0,
-    dynamics_hidden: tuple[int, ...] = (128, 128),
-    policy_hidden: tuple[int, ...] = (64, 64),
-    replan_steps: int = 2,
-    platforms: tuple[str, ...] | None = None,
-) -> Path:
-    """Build the PyTorch networks (seeded init; the learned dynamics is fitted for ``fit_seconds`` to the
-    analytic pendulum), save them as safetensors, convert them back through the checked loader, export."""
-    from implementations.cem import networks
-    from reference.cem import networks as torch_networks
-    from reference.cem.config import DEFAULT_CONFIGS
-
-    config = config or DEFAULT_CONFIGS[task]
-    if config.task != task:
-        raise CEMInputError(f"config is for task {config.task!r}, not {task!r}")
-    with tempfile.TemporaryDirectory() as tmp:
-        files: dict[str, Path] = {}
-        pol_sizes = torch_networks.policy_sizes(config, policy_hidden)
-        files["policy"] = torch_networks.save(
-            torch_networks.init_mlp(pol_sizes, seed + 1), Path(tmp) / "policy.safetensors"
-        )
-        policy = networks.load_weights(files["policy"], networks.policy_sizes(config, policy_hidden))
-        dynamics = None
-        if task == "learned":
-            model = torch_networks.init_mlp(torch_networks.dynamics_sizes(dynamics_hidden), seed)
-            if fit_seconds > 0:
-                torch_networks.fit_dynamics(model, seconds=fit_seconds, seed=seed)
-            files["dynamics"] = torch_networks.save(model, Path(tmp) / "dynamics.safetensors")
-            dynamics = networks.load_weights(files["dynamics"], networks.dynamics_sizes(dynamics_hidden))
-        return export_pipeline(
-            out_dir,
-            config,
-            policy=policy,
-            dynamics=dynamics,
-            weight_files=files,
-            replan_steps=replan_steps,
-            key=seed,
-            platforms=platforms,
-        )
+__all__ = [
+    "FILES",
+    "FORMAT",
+    "FUNCTIONS",
+    "MANIFEST",
+    "ArtifactError",
+    "CorruptArtifactError",
+    "IncompatibleArtifactError",
+    "MissingArtifactError",
+    "Pipeline",
+    "PlannerState",
+    "enable_compilation_cache",
+    "load_pipeline",
+    "read_manifest",
+    "verify",
+]

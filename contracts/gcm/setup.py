@@ -1,5 +1,4 @@
-"""Initial state and boundary forcing of the small GCM (plain NumPy, shared by the reference and the JAX
-twin).
+"""The GCM's initial state and boundary forcing (plain NumPy), shared by the reference and the JAX twin.
 
 `initial_state` draws smooth, physically plausible fields plus small seeded noise; `default_forcing` builds
 annual-mean insolation and land/ocean/ice surface properties. Both are deterministic functions of their
@@ -10,8 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.gcm.grid import Forcing, Grid, State
-from reference.gcm.physics import _q_sat
+from contracts.gcm.constants import (
+    EPSILON_WATER,
+    Q_SAT_MAX,
+    T_CELSIUS_MAX,
+    T_CELSIUS_MIN,
+    TETENS_A,
+    TETENS_B,
+    TETENS_C,
+)
+from contracts.gcm.grid import Forcing, Grid, State
 
 SOLAR_CONSTANT = 1361.0  # W/m^2
 
@@ -28,6 +35,14 @@ _CONTINENTS = (
     (-18.0, 300.0, 28.0, 15.0),  # South America
     (-25.0, 135.0, 10.0, 18.0),  # Australia
 )
+
+
+def _saturation_humidity(t: np.ndarray, p: float) -> np.ndarray:
+    """Tetens saturation humidity, the formula and constants of the physics' ``q_sat`` (NumPy, same order of
+    operations), used here only to start the humidity below saturation."""
+    t_c = np.clip(t - 273.15, T_CELSIUS_MIN, T_CELSIUS_MAX)
+    e_s = TETENS_A * np.exp(TETENS_B * t_c / (t_c + TETENS_C))
+    return np.clip(EPSILON_WATER * e_s / np.maximum(p - 0.378 * e_s, 1.0), 0.0, Q_SAT_MAX)
 
 
 def _lat_lon(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +121,7 @@ def initial_state(grid: Grid, seed: int = 0, dtype: np.dtype | type = np.float64
     v = 2.0 * np.sin(2.0 * phi) * np.cos(phi) * np.cos(3.0 * lam) + noise(0.3)
     t_surf = 242.0 + 58.0 * cos2 - 2.0 * ice + noise(0.2)
     t_atm = t_surf - 14.0 - 6.0 * np.sin(phi) ** 2 + noise(0.2)
-    q = np.clip(0.6 * _q_sat(t_atm, 1.0e5) * (1.0 + noise(0.01)), 0.0, None)
+    q = np.clip(0.6 * _saturation_humidity(t_atm, 1.0e5) * (1.0 + noise(0.01)), 0.0, None)
     cloud = np.clip(0.35 + 0.25 * np.cos(4.0 * phi) + noise(0.02), 0.0, 1.0)
     fields = (u, v, t_surf, t_atm, q, cloud)
     return State(*(np.ascontiguousarray(np.broadcast_to(f, grid.shape), dtype=dtype) for f in fields))

@@ -1,4 +1,5 @@
-"""The lat-lon sphere grid, model state and parameters shared by the GCM reference and its JAX twin.
+"""The contract of the GCM's data: the lat-lon sphere grid, model state, forcing and step parameters that the
+GCM reference and its JAX twin share.
 
 Plain data only (NumPy, no JAX): both `reference.gcm` and `implementations.gcm` import it.
 
@@ -22,9 +23,22 @@ from typing import NamedTuple
 
 import numpy as np
 
-EARTH_RADIUS = 6.371e6  # m
-OMEGA = 8.7267e-5  # s^-1, the rotation rate of the original model's planet
-STEFAN_BOLTZMANN = 5.670374419e-8  # W m^-2 K^-4
+from contracts.gcm.constants import EARTH_RADIUS, OMEGA, STEFAN_BOLTZMANN
+
+__all__ = [
+    "EARTH_RADIUS",
+    "OMEGA",
+    "STEFAN_BOLTZMANN",
+    "Forcing",
+    "GCMInputError",
+    "Grid",
+    "Longwave",
+    "Shortwave",
+    "State",
+    "StepParams",
+    "coriolis",
+    "default_k4",
+]
 
 
 class GCMInputError(ValueError):

@@ -1,4 +1,4 @@
-"""Input validation shared by the GCM reference and its JAX twin.
+"""The GCM's input contract: validation shared by the GCM reference and its JAX twin.
 
 Checks run on array metadata (shape, dtype) and on host values; they never run inside jitted code. Both
 sides raise the same `GCMInputError` with the same message, so a user sees one contract.
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.gcm.grid import Forcing, GCMInputError, Grid, State, StepParams
+from contracts.gcm.grid import Forcing, GCMInputError, Grid, State, StepParams
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -164,11 +164,11 @@ def check_model_fields(state: Any, forcing: Any, grid: Any) -> np.dtype:
     messages are ``state.<name>`` and ``forcing.<name>``.
     """
     if not isinstance(grid, Grid):
-        raise GCMInputError(f"grid must be a reference.gcm.grid.Grid; got {type(grid).__name__}")
+        raise GCMInputError(f"grid must be a contracts.gcm.grid.Grid; got {type(grid).__name__}")
     if not isinstance(state, State):
-        raise GCMInputError(f"state must be a reference.gcm.grid.State; got {type(state).__name__}")
+        raise GCMInputError(f"state must be a contracts.gcm.grid.State; got {type(state).__name__}")
     if not isinstance(forcing, Forcing):
-        raise GCMInputError(f"forcing must be a reference.gcm.grid.Forcing; got {type(forcing).__name__}")
+        raise GCMInputError(f"forcing must be a contracts.gcm.grid.Forcing; got {type(forcing).__name__}")
     _, dtype = check_fields(model_field_dict(state, forcing), shape=grid.shape)
     return dtype
 
@@ -182,4 +182,4 @@ def model_field_dict(state: Any, forcing: Any) -> dict[str, Any]:
 
 def check_step_params(params: Any) -> None:
     if not isinstance(params, StepParams):
-        raise GCMInputError(f"params must be a reference.gcm.grid.StepParams; got {type(params).__name__}")
+        raise GCMInputError(f"params must be a contracts.gcm.grid.StepParams; got {type(params).__name__}")
