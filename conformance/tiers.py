@@ -29,6 +29,10 @@ import numpy as np
 
 TIERS: tuple[str, ...] = ("exact", "perfect", "excellent", "good", "warning", "attention", "severe")
 GRADED_TIERS: tuple[str, ...] = TIERS[1:-1]  # the tiers defined by a bound
+# The ratchet calls a row slack only when its result is this far inside a tighter tier's bounds: machines and
+# ISAs move the last bits (tens of percent of an error), never 3x, so a result near a boundary cannot flip
+# the verdict from one machine to the next.
+SLACK_MARGIN = 3.0
 SCALES: tuple[str, ...] = ("abs", "rel", "range")
 DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
 # Device classes: JAX's platform names (`jax.default_backend()`), so a row for "cuda" never applies on a TPU.
@@ -177,7 +181,8 @@ class TierTable:
         return self.requirement(case, backend, device, dtype).tier
 
     def slack(self, mae_norm: float, max_norm: float, dtype: str, required: str) -> str | None:
-        """The tightest graded tier a result reaches when it is better than ``required`` (``None`` otherwise).
+        """The tightest graded tier a result reaches with `SLACK_MARGIN` to spare when that is better than
+        ``required`` (``None`` otherwise).
 
         A row that requires less than its cells reach can be loosened further without anyone noticing: the
         ratchet asks for the tighter tier, or for the row's reason why not (a small margin on this machine, a
@@ -186,7 +191,7 @@ class TierTable:
             return None
         for tier in GRADED_TIERS[: GRADED_TIERS.index(required)]:
             mae_bound, max_bound = self.bounds_for(tier, dtype)
-            if mae_norm < mae_bound and max_norm < max_bound:
+            if mae_norm * SLACK_MARGIN < mae_bound and max_norm * SLACK_MARGIN < max_bound:
                 return tier
         return None
 

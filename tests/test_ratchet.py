@@ -1,5 +1,5 @@
-"""The ratchet: a passing cell that reaches a tighter tier than its row requires makes the row slack, and a
-slack row fails the gate unless the row gives its reason."""
+"""The ratchet: a passing cell that reaches a tighter tier than its row requires (3x inside its bounds) makes the
+row slack, and a slack row fails the gate unless the row gives its reason."""
 
 from __future__ import annotations
 
@@ -77,3 +77,5 @@ def test_a_row_as_tight_as_its_result_is_not_slack(table_factory) -> None:
         ],
     )
     assert doc["summary"]["cases_slack"] == 0 and doc["summary"]["gate_passed"]
+    near = _build(table, [_entry("selftest.loose", excellent / 2, "excellent")])  # only 2x inside excellent
+    assert near["summary"]["cases_slack"] == 0, "a result near a boundary must not flip the ratchet"

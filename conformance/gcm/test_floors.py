@@ -14,7 +14,9 @@ ILL_CONDITIONED = {
     ("gcm.longwave_v1.balanced", "float32"): "excellent",
     ("gcm.longwave_v2.balanced", "float32"): "excellent",
     ("gcm.longwave_v2.balanced", "float64"): "excellent",
-    ("gcm.advect_semilag.poles", "float32"): "good",
+    # a float32 departure point ~1e4 cells from its cell carries ~6e-4 cells of rounding (measured up to 1.2e-3
+    # normalized MAE on the ci draws): the conditioning, not the port, sets this floor
+    ("gcm.advect_semilag.poles", "float32"): "warning",
     ("gcm.map_coordinates.order3", "float64"): "excellent",
     ("gcm.evaporation", "float32"): "excellent",
     ("gcm.integrate.step10", "float32"): "excellent",
