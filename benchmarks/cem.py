@@ -26,12 +26,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks import timer
 
 POLICY_HIDDEN = (64, 64)  # the policy MLP of the benchmark's artifact
 
@@ -157,13 +158,7 @@ def steady_state(artifact: Path, calls: int) -> dict:
 
 
 def _time(fn, repeats: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return float(np.median(samples))
+    return timer.seconds(fn, rounds=repeats, sample_s=0.0)
 
 
 def matmul_peak() -> dict:

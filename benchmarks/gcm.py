@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.ndimage
 
+from benchmarks import timer
 from contracts.gcm.grid import Grid, StepParams, default_k4
 from contracts.gcm.runner import ENTRY_POINTS, parse_grid
 from contracts.gcm.setup import default_forcing, initial_state
@@ -184,37 +184,11 @@ def map_coordinates_fn(backend: str, mode: str, grid_name: str = "121x240") -> C
 # timing
 
 
-def _calibrate(fn: Callable[[], Any], sample_s: float) -> int:
-    fn()  # warm-up (JAX: compile)
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-6)
-    return max(1, int(sample_s / once))
-
-
 def measure_interleaved(
     fns: dict[str, Callable[[], Any]], repeat: int = 7, sample_s: float = SAMPLE_S
 ) -> dict[str, dict[str, float]]:
-    """Per-call time of each callable: ``repeat`` samples of ``number`` calls, interleaved round by round."""
-    numbers = {name: _calibrate(fn, sample_s) for name, fn in fns.items()}
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(repeat):
-        for name in names if r % 2 == 0 else names[::-1]:
-            fn, n = fns[name], numbers[name]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / n)
-    return {
-        name: {
-            "median_s": statistics.median(xs),
-            "min_s": min(xs),
-            "number": numbers[name],
-            "repeat": repeat,
-        }
-        for name, xs in samples.items()
-    }
+    """Per-call time of each callable (the suite's timer: calibrated samples, interleaved round by round)."""
+    return {name: t.to_dict() for name, t in timer.measure(fns, rounds=repeat, sample_s=sample_s).items()}
 
 
 def _speed_row(quantity: str, label: str, fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""The one timer every benchmark module uses: per-call seconds of several callables, measured alike.
+
+- Each callable is warmed up first (a JAX function compiles on its first call), then calibrated: a sample is
+  ``number`` calls, enough for about ``sample_s`` seconds, so that clock resolution and call overhead vanish.
+- Samples of the callables are interleaved round by round, the order reversing every round, so that machine
+  drift (another process, frequency scaling) hits every callable alike: ratios stay honest on a shared machine.
+- The garbage collector is off while a sample runs (a collection inside one sample is noise, not the code's
+  cost), and each callable must block on its own result (``jax.block_until_ready``) before it returns.
+
+Results give the median, the minimum and the coefficient of variation of the per-call samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    samples: tuple[float, ...]  # seconds per call, one per round
+    number: int  # calls per sample
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation of the samples (standard deviation / mean)."""
+        if len(self.samples) < 2:
+            return 0.0
+        return statistics.stdev(self.samples) / statistics.mean(self.samples)
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "median_s": self.median,
+            "min_s": self.min,
+            "cv": self.cv,
+            "number": self.number,
+            "repeat": len(self.samples),
+        }
+
+
+def calibrate(fn: Callable[[], Any], sample_s: float, warmup: int = 1) -> int:
+    """Calls per sample so that one sample takes about ``sample_s`` (after ``warmup`` untimed calls)."""
+    for _ in range(max(warmup, 1)):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    return max(1, int(sample_s / max(time.perf_counter() - t0, 1e-7)))
+
+
+def _sample(fn: Callable[[], Any], number: int) -> float:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return (time.perf_counter() - t0) / number
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def measure(
+    fns: Mapping[str, Callable[[], Any]], *, rounds: int = 7, sample_s: float = 0.05, warmup: int = 1
+) -> dict[str, Timing]:
+    """Per-call timings of each callable, interleaved round by round (see the module docstring)."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1; got {rounds}")
+    numbers = {name: calibrate(fn, sample_s, warmup) for name, fn in fns.items()}
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            samples[name].append(_sample(fns[name], numbers[name]))
+    return {name: Timing(tuple(samples[name]), numbers[name]) for name in fns}
+
+
+def seconds(fn: Callable[[], Any], *, rounds: int = 7, sample_s: float = 0.05, warmup: int = 1) -> float:
+    """Median seconds per call of one callable."""
+    return measure({"fn": fn}, rounds=rounds, sample_s=sample_s, warmup=warmup)["fn"].median
+
+
+def calls(fn: Callable[[], Any], n: int) -> list[float]:
+    """The wall time of each of ``n`` consecutive single calls (no warm-up): a first call, then steady ones."""
+    out = []
+    for _ in range(n):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+        finally:
+            if enabled:
+                gc.enable()
+    return out
