@@ -23,18 +23,20 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import coldstart
+from contracts.anomaly.artifacts import FORMATS
+from contracts.anomaly.artifacts import RUNTIMES as ARTIFACT_RUNTIMES
 
 RUNTIMES = ("torch-eager", "torchscript", "torch-export", "onnxruntime", "jax-jit", "jax-export")
+"""The timed runtimes: PyTorch eager (the baseline), the JAX port jitted, and the artifact runtimes of
+`contracts.anomaly.artifacts` (all but the pure-Python ONNX reference evaluator)."""
 BATCHES = (1, 64)
-FORMAT_OF = {"torchscript": "ts", "torch-export": "pt2", "onnxruntime": "onnx", "jax-export": "jax"}
-# runtime -> backend name of the tier table (conformance/tiers.toml [backends])
-BACKEND_OF = {
-    "torchscript": "torchscript",
-    "torch-export": "torch-export",
-    "onnxruntime": "onnxruntime",
-    "jax-jit": "jax-jit",
-    "jax-export": "jax-export-symbolic",
-}
+
+
+def backend_of(name: str) -> str:
+    """The tier table's backend name of a timed runtime (conformance/tiers.toml [backends])."""
+    return name if name == "jax-jit" else ARTIFACT_RUNTIMES[name].backend
+
+
 _PRESET: tuple[Path, dict[str, Path], dict[str, float]] | None = None  # setup_cache's exports (asv)
 
 
@@ -46,15 +48,15 @@ def _setup() -> tuple[Path, dict[str, Path], dict[str, float]]:
 
 
 def _export_all() -> tuple[Path, dict[str, Path], dict[str, float]]:
-    from implementations.anomaly.export import export
+    from conformance.anomaly.backends import export
+    from contracts.anomaly.config import SMALL
     from reference.anomaly.checkpoint import save_checkpoint
-    from reference.anomaly.config import SMALL
     from reference.anomaly.model import build
 
     root = Path(tempfile.mkdtemp(prefix="anomaly-bench-"))
     ckpt = save_checkpoint(build(SMALL, seed=0), root / "ckpt")
     artifacts, seconds = {}, {}
-    for fmt in ("pt2", "onnx", "ts", "jax"):
+    for fmt in FORMATS:
         t0 = time.perf_counter()
         artifacts[fmt] = export(ckpt, (fmt,), root / "out")[fmt]
         seconds[fmt] = time.perf_counter() - t0
@@ -79,7 +81,7 @@ def runner(name: str):
         return lambda W: jax.block_until_ready(det(W))
     from implementations.anomaly.runtimes import load
 
-    return load("jax-export" if name == "jax-export" else name, artifacts[FORMAT_OF[name]])
+    return load(name, artifacts[ARTIFACT_RUNTIMES[name].format])
 
 
 def _windows(B: int) -> np.ndarray:
@@ -134,7 +136,7 @@ def parity_tier(name: str, B: int) -> tuple[str, str | None]:
             tuple(np.asarray(x) for x in expected),
             tuple(np.asarray(x) for x in actual),
             case="anomaly.detect",
-            backend=BACKEND_OF[name],
+            backend=backend_of(name),
             dtype="float32",
         )
     return res.tier, res.required

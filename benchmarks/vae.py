@@ -40,7 +40,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from reference.vae.config import CogVideoXVAEConfig, tiny2
+from contracts.vae.config import CogVideoXVAEConfig, tiny2
 
 try:
     from benchmarks import coldstart
@@ -64,7 +64,14 @@ def _models(cfg: CogVideoXVAEConfig = CONFIG, seed: int = 0) -> tuple[Any, Any]:
 
     torch.manual_seed(seed)
     tm = R(cfg).eval()
-    return tm, load_model(J, (cfg,), tm.state_dict())
+    return tm, load_model(J, (cfg,), _numpy_state(tm))
+
+
+def _numpy_state(module: Any) -> dict[str, np.ndarray]:
+    """A torch module's state dict as the NumPy arrays the port's converter reads."""
+    from contracts.common import as_numpy
+
+    return {k: as_numpy(v) for k, v in module.state_dict().items()}
 
 
 def _latent(shape: tuple[int, ...] = LATENT, seed: int = 1) -> np.ndarray:
@@ -391,12 +398,12 @@ def cold_start_decode(calls: int = 10) -> dict[str, float]:
 
     tm, _ = _models()
     path = os.path.join(tempfile.mkdtemp(prefix="vae-cold-"), "decoder.safetensors")
-    save_safetensors(tm.state_dict(), path)
+    save_safetensors(_numpy_state(tm), path)
     setup = (
         "import numpy as np\n"
         "from implementations.vae import AutoencoderKLCogVideoX\n"
         "from implementations.vae.convert import load_model\n"
-        "from reference.vae.config import tiny2\n"
+        "from contracts.vae.config import tiny2\n"
         f"model = load_model(AutoencoderKLCogVideoX, (tiny2(),), {path!r})\n"
         f"z = np.random.default_rng(1).standard_normal({LATENT!r}).astype(np.float32)\n"
     )

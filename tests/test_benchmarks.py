@@ -33,6 +33,9 @@ print(json.dumps({"backends": xla_bridge.backends_are_initialized(), "x64": bool
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_ENABLE_X64", "JAX_PLATFORMS")}
     env["JAX_PLATFORMS"] = "cpu"
+    # asv discards PYTHONPATH and reads ASV_PYTHONPATH instead: this checkout's packages come first, so the
+    # check imports the project as it is here even where another copy of it is installed in the environment
+    env["ASV_PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("ASV_PYTHONPATH", "")) if p)
     return env
 
 

@@ -1,9 +1,12 @@
 """Backends of the anomaly subsystem: the exported artifacts of the reference detector, each run in its own
-runtime (`implementations.anomaly.runtimes`), and the deserialized ``jax.export`` module of the JAX port.
+runtime (`implementations.anomaly.runtimes`), and the deserialized ``jax.export`` module of the JAX port; one
+backend per runtime of the artifact table (`contracts.anomaly.artifacts`).
 
 ``prepare`` receives the case's implementation, a detector bound to a checkpoint (it has a ``checkpoint``
 attribute: the directory of ``model.safetensors`` + ``config.json``), exports that checkpoint to the backend's
 format once per process (cached, in a temporary directory), loads the artifact and returns its runtime.
+`export` is the harness's one entry to both sides' exporters: each format goes to the exporter of the side
+whose model it exports (`reference.anomaly.export` or `implementations.anomaly.export`).
 """
 
 from __future__ import annotations
@@ -17,15 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from conformance.backends import Backend, register
+from contracts.anomaly.artifacts import BACKENDS, FORMATS, check_formats
 
-# backend -> (export format, runtime)
-ARTIFACT_BACKENDS: dict[str, tuple[str, str]] = {
-    "torchscript": ("ts", "torchscript"),
-    "torch-export": ("pt2", "torch-export"),
-    "onnxruntime": ("onnx", "onnxruntime"),
-    "onnx-reference": ("onnx", "onnx-reference"),
-    "jax-export-symbolic": ("jax", "jax-export"),
-}
+_EXPORTERS = {"reference": "reference.anomaly.export", "implementation": "implementations.anomaly.export"}
 
 _DIRS: list[str] = []
 
@@ -38,11 +35,23 @@ def _cleanup() -> None:
 atexit.register(_cleanup)
 
 
+def export(checkpoint: str | Path, formats: tuple[str, ...], out_dir: str | Path) -> dict[str, Path]:
+    """Export ``checkpoint`` to each of ``formats`` (any of the table's) into ``out_dir``, each by the exporter
+    of the side whose model the format exports; ``{format: artifact path}`` in the order of ``formats``."""
+    import importlib
+
+    check_formats(formats)
+    out: dict[str, Path] = {}
+    for side, module in _EXPORTERS.items():
+        mine = tuple(f for f in formats if FORMATS[f].exported_from == side)
+        if mine:
+            out.update(importlib.import_module(module).export(checkpoint, mine, out_dir))
+    return {f: out[f] for f in formats}
+
+
 @cache
 def artifact(checkpoint: str, fmt: str) -> Path:
     """Export ``checkpoint`` to ``fmt`` once per process; the path of the artifact (manifest beside it)."""
-    from implementations.anomaly.export import export
-
     out = tempfile.mkdtemp(prefix=f"anomaly-{fmt}-")
     _DIRS.append(out)
     return export(checkpoint, (fmt,), out)[fmt]
@@ -52,8 +61,8 @@ def artifact(checkpoint: str, fmt: str) -> Path:
 def runtime(checkpoint: str, backend: str) -> Callable[..., Any]:
     from implementations.anomaly.runtimes import load
 
-    fmt, rt = ARTIFACT_BACKENDS[backend]
-    return load(rt, artifact(checkpoint, fmt))
+    rt = BACKENDS[backend]
+    return load(rt.name, artifact(checkpoint, rt.format))
 
 
 def _preparer(backend: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -69,20 +78,5 @@ def _preparer(backend: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     return prepare
 
 
-_DESCRIPTIONS = {
-    "torchscript": "frozen TorchScript of the reference (script, freeze), run under no_grad",
-    "torch-export": "the reference's torch.export program (.pt2, dynamic batch), saved and loaded",
-    "onnxruntime": "the reference's ONNX export (dynamo exporter) on onnxruntime's CPU provider",
-    "onnx-reference": "the reference's ONNX export on onnx.reference.ReferenceEvaluator (pure Python)",
-    "jax-export-symbolic": "the JAX port serialized with jax.export (symbolic batch), deserialized and called",
-}
-_FRAMEWORK = {
-    "torchscript": "torch",
-    "torch-export": "torch",
-    "onnxruntime": "onnx",
-    "onnx-reference": "onnx",
-    "jax-export-symbolic": "jax",
-}
-
-for _name in ARTIFACT_BACKENDS:
-    register(Backend(_name, _DESCRIPTIONS[_name], _FRAMEWORK[_name], _preparer(_name)))
+for _rt in BACKENDS.values():
+    register(Backend(_rt.backend, _rt.description, _rt.framework, _preparer(_rt.backend)))

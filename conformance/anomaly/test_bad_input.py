@@ -17,15 +17,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conformance.anomaly.cases import ARTIFACT_BACKENDS as BACKENDS
 from conformance.anomaly.conftest import windows
+from contracts.anomaly.artifacts import RUNTIMES, manifest_path
+from contracts.anomaly.inputs import InputError
 from implementations.anomaly import convert
-from implementations.anomaly.export import manifest_path
 from implementations.anomaly.runtimes import ArtifactError, load
 from reference.anomaly.checkpoint import CheckpointError, load_checkpoint
-from reference.anomaly.inputs import InputError
 from reference.anomaly.model import detect as ref_detect
 
-BACKENDS = ("torchscript", "torch-export", "onnxruntime", "onnx-reference", "jax-export-symbolic")
 GOOD = windows(2, 0)
 BAD = {
     "wrong-L": (windows(2, 0, L=32), r"L=16 steps and D=8 variates; got shape \(2, 32, 8\)"),
@@ -61,16 +61,7 @@ def _copy_artifact(src: Path, dst_dir: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize(
-    "backend, fmt",
-    [
-        ("onnxruntime", "onnx"),
-        ("onnx-reference", "onnx"),
-        ("torch-export", "pt2"),
-        ("torchscript", "ts"),
-        ("jax-export", "jax"),
-    ],
-)
+@pytest.mark.parametrize("backend, fmt", [(rt.name, rt.format) for rt in RUNTIMES.values()])
 def test_corrupt_artifacts(backend: str, fmt: str, artifact, tmp_path: Path) -> None:
     path = _copy_artifact(artifact(fmt), tmp_path)
     data = path.read_bytes()
@@ -158,7 +149,11 @@ def test_corrupt_weights_and_bad_configs(side: str, ckpt: Path, tmp_path: Path) 
 
 def test_no_pickle_and_torch_load_only_with_weights_only() -> None:
     root = Path(__file__).resolve().parents[2]
-    sources = [*(root / "reference/anomaly").glob("*.py"), *(root / "implementations/anomaly").glob("*.py")]
+    sources = [
+        *(root / "reference/anomaly").glob("*.py"),
+        *(root / "implementations/anomaly").glob("*.py"),
+        *(root / "contracts/anomaly").glob("*.py"),
+    ]
     assert sources
     for src in sources:
         text = src.read_text()

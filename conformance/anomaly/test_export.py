@@ -1,4 +1,4 @@
-"""Exporters, manifests, training and the command line of the anomaly subsystem."""
+"""Exporters, manifests, training, the health check and the command lines of the anomaly subsystem."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance.anomaly import cases
+from conformance.anomaly import cases, health
 from conformance.anomaly.conftest import windows
-from implementations.anomaly import cli
-from implementations.anomaly.export import export_onnx, export_torchscript, manifest_path, sha256_file
+from contracts.anomaly.artifacts import FORMATS, manifest_path
+from contracts.common import parameter_checksum, sha256_file
+from implementations.anomaly import cli as port_cli
 from implementations.anomaly.runtimes import load
-from reference.anomaly.checkpoint import parameter_checksum, state_dict
+from reference.anomaly import cli as reference_cli
+from reference.anomaly.checkpoint import state_dict
+from reference.anomaly.export import export_onnx, export_torchscript
 from reference.anomaly.model import detect as ref_detect
-
-FORMATS = ("pt2", "onnx", "ts", "jax")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -79,7 +80,7 @@ def test_training_separates_injected_anomalies(ref_model) -> None:
 
 
 def test_training_is_deterministic() -> None:
-    from reference.anomaly.config import SMALL
+    from contracts.anomaly.config import SMALL
     from reference.anomaly.train import train
 
     a, b = train(SMALL, steps=2, batch=8), train(SMALL, steps=2, batch=8)
@@ -87,27 +88,63 @@ def test_training_is_deterministic() -> None:
     assert a.losses == b.losses
 
 
-def test_cli_export_and_health_check(ckpt: Path, tmp_path: Path, capsys) -> None:
-    rc = cli.main(["export", "--ckpt", str(ckpt), "--format", "ts", "--out", str(tmp_path)])
+def test_health_check_exports_and_passes(ckpt: Path, tmp_path: Path, capsys) -> None:
+    rc = health.main(["--ckpt", str(ckpt), "--export", "ts", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "torchscript" in out and "exact" in out and "health check passed" in out
     assert (tmp_path / "anomaly.ts").is_file() and manifest_path(tmp_path / "anomaly.ts").is_file()
 
 
+def test_health_check_of_written_artifacts(ckpt: Path, artifact, capsys) -> None:
+    """Artifacts already written (their format read from the suffix), the JAX port's among them."""
+    rc = health.main(["--ckpt", str(ckpt), str(artifact("jax")), str(artifact("pt2"))])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "jax-export" in out and "torch-export" in out and "health check passed" in out
+
+
 def test_health_check_fails_below_the_required_tier(ckpt: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     """Artifacts of another checkpoint (here: the mlp variant's) are judged against this one: FAIL, exit 1."""
-    from implementations.anomaly.export import export
+    from reference.anomaly.export import export
 
     other = export(cases.mlp_checkpoint(), ("ts",), tmp_path)
-    rows = cli.health_check(ckpt, other)
+    rows = health.health_check(ckpt, other)
     assert rows and not any(r["passed"] for r in rows)
-    monkeypatch.setattr(cli, "health_check", lambda *a, **k: rows)
-    rc = cli.main(["export", "--ckpt", str(ckpt), "--format", "ts", "--out", str(tmp_path / "x")])
+    monkeypatch.setattr(health, "health_check", lambda *a, **k: rows)
+    rc = health.main(["--ckpt", str(ckpt), "--export", "ts", "--out", str(tmp_path / "x")])
     captured = capsys.readouterr()
     assert rc == 1 and "FAIL" in captured.out and "FAILED" in captured.err
 
 
-def test_cli_bad_checkpoint_exits_2(tmp_path: Path, capsys) -> None:
-    rc = cli.main(["export", "--ckpt", str(tmp_path / "none"), "--format", "ts", "--out", str(tmp_path)])
+def test_health_check_bad_checkpoint_or_artifact_exits_2(tmp_path: Path, ckpt: Path, capsys) -> None:
+    rc = health.main(["--ckpt", str(tmp_path / "none"), "--export", "ts", "--out", str(tmp_path)])
+    assert rc == 2 and "error:" in capsys.readouterr().err
+    (tmp_path / "model.bin").write_bytes(b"?")
+    rc = health.main(["--ckpt", str(ckpt), str(tmp_path / "model.bin")])
+    assert rc == 2 and "unknown artifact suffix '.bin'" in capsys.readouterr().err
+
+
+def test_reference_cli_exports_the_reference(ckpt: Path, tmp_path: Path, capsys) -> None:
+    rc = reference_cli.main(["export", "--ckpt", str(ckpt), "--format", "ts", "--out", str(tmp_path)])
+    assert rc == 0 and "anomaly.ts" in capsys.readouterr().out
+    assert json.loads(manifest_path(tmp_path / "anomaly.ts").read_text())["format"] == "ts"
+    rc = reference_cli.main(
+        ["export", "--ckpt", str(tmp_path / "none"), "--format", "ts", "--out", str(tmp_path)]
+    )
+    assert rc == 2 and "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the JAX port's format is not the reference's to export
+        reference_cli.main(["export", "--ckpt", str(ckpt), "--format", "jax", "--out", str(tmp_path)])
+
+
+def test_port_cli_exports_the_port(ckpt: Path, ref_model, tmp_path: Path, capsys) -> None:
+    rc = port_cli.main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path)])
+    assert rc == 0 and "anomaly.jaxexport" in capsys.readouterr().out
+    m = json.loads(manifest_path(tmp_path / "anomaly.jaxexport").read_text())
+    assert m["format"] == "jax" and m["parameter_checksum"] == parameter_checksum(state_dict(ref_model))
+    W = windows(3, 5)
+    O1, score = load("jax-export", tmp_path / "anomaly.jaxexport")(W)
+    rO1, rscore = ref_detect(ref_model, W)
+    assert np.abs(O1 - rO1.numpy()).max() < 1e-4 and np.abs(score - rscore.numpy()).max() < 1e-4
+    rc = port_cli.main(["export", "--ckpt", str(tmp_path / "none"), "--out", str(tmp_path)])
     assert rc == 2 and "error:" in capsys.readouterr().err

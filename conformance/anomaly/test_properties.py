@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from conformance.anomaly.conftest import windows
 from conformance.exactness import Exactness, assert_bitwise
-from implementations.anomaly.export import EXAMPLE_BATCH
+from contracts.anomaly.artifacts import EXAMPLE_BATCH
 from implementations.anomaly.model import detect as port_detect
 from reference.anomaly.model import detect as ref_detect
 

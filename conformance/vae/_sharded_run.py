@@ -23,14 +23,16 @@ def main(out: str, n_devices: int) -> None:
 
     precision.apply()
     assert len(jax.devices()) == n_devices, jax.devices()
-    from conformance.vae.cases import MICRO, random_state_dict
+    from conformance.vae.twins import random_state_dict
+    from contracts.vae.config import micro
     from implementations.vae import AutoencoderKLCogVideoX
     from implementations.vae.convert import load_model
     from implementations.vae.sharding import batch_mesh, sharded_decode, sharded_encode
 
-    ctor = ("AutoencoderKLCogVideoX", (MICRO,), ())
+    cfg = micro()
+    ctor = ("AutoencoderKLCogVideoX", (cfg,), ())
     weights = random_state_dict(ctor, 7, "float32")
-    model = load_model(AutoencoderKLCogVideoX, (MICRO,), weights, dtype=np.float32)
+    model = load_model(AutoencoderKLCogVideoX, (cfg,), weights, dtype=np.float32)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n_devices, 9, 8, 8, 3)).astype(np.float32)
     z = rng.standard_normal((n_devices, 3, 4, 4, 4)).astype(np.float32)

@@ -20,7 +20,7 @@ import numpy as np
 
 from conformance import localize as loc_mod
 from conformance import precision
-from reference.vae import config as cfgs
+from contracts.vae import config as cfgs
 
 CONFIGS = {
     "tiny2": cfgs.tiny2,
@@ -116,8 +116,8 @@ def run(
     import jax
     import torch
 
-    from conformance.vae.cases import random_state_dict
     from conformance.vae.mutants import PATCHES, patched
+    from conformance.vae.twins import random_state_dict
     from implementations.vae import AutoencoderKLCogVideoX as J
     from implementations.vae.convert import load_model, read_checkpoint
     from reference.vae import AutoencoderKLCogVideoX as R
@@ -129,7 +129,7 @@ def run(
         sd = {k: np.asarray(v, np.float64) for k, v in read_checkpoint(weights).items()}
         sd = {k: v.astype(dtype).astype(np.float64) for k, v in sd.items()}
     else:
-        from conformance.vae.cases import torch_module
+        from conformance.vae.twins import torch_module
 
         torch_module(ctor)  # shapes of the state dict
         sd = random_state_dict(ctor, seed, dtype)

@@ -13,20 +13,22 @@ import torch
 import implementations.vae as impl
 import reference.vae as ref
 from conformance.exactness import Exactness, assert_bitwise
+from contracts.common import as_numpy
+from contracts.vae.config import CogVideoXVAEConfig, VAEInputError, micro, tiny3
 from implementations.vae.convert import CheckpointError, abstract_model, load_model, save_safetensors
-from reference.vae.config import CogVideoXVAEConfig, VAEInputError, micro, tiny3
 
 MICRO = micro()
 
 
 @pytest.fixture(scope="module")
-def state_dict() -> dict[str, torch.Tensor]:
+def state_dict() -> dict[str, np.ndarray]:
+    """The reference's weights, as the NumPy arrays the port reads (`contracts.common.as_numpy`)."""
     torch.manual_seed(0)
-    return ref.AutoencoderKLCogVideoX(MICRO).state_dict()
+    return {k: as_numpy(v) for k, v in ref.AutoencoderKLCogVideoX(MICRO).state_dict().items()}
 
 
 @pytest.fixture(scope="module")
-def model(state_dict: dict[str, torch.Tensor]) -> impl.AutoencoderKLCogVideoX:
+def model(state_dict: dict[str, np.ndarray]) -> impl.AutoencoderKLCogVideoX:
     return load_model(impl.AutoencoderKLCogVideoX, (MICRO,), state_dict)
 
 
@@ -125,18 +127,18 @@ def test_missing_tensor_is_named(state_dict: dict) -> None:
 
 def test_unexpected_tensor_is_named(state_dict: dict) -> None:
     sd = dict(state_dict)
-    sd["encoder.quant_conv.weight"] = torch.zeros(8, 8, 1, 1, 1)
+    sd["encoder.quant_conv.weight"] = np.zeros((8, 8, 1, 1, 1), np.float32)
     with pytest.raises(CheckpointError, match=r"unexpected tensors \(1\): encoder.quant_conv.weight"):
         load_model(impl.AutoencoderKLCogVideoX, (MICRO,), sd)
 
 
 def test_misshaped_tensor_is_named(state_dict: dict) -> None:
     sd = dict(state_dict)
-    sd["encoder.conv_in.conv.weight"] = torch.zeros(8, 3, 3, 3, 1)
+    sd["encoder.conv_in.conv.weight"] = np.zeros((8, 3, 3, 3, 1), np.float32)
     with pytest.raises(
         CheckpointError,
-        match=r"mis-shaped tensor encoder.conv_in.conv.weight: checkpoint "
-        r"\(8, 3, 3, 3, 1\), model expects \(8, 3, 3, 3, 3\)",
+        match=r"mis-shaped tensors \(1\): encoder.conv_in.conv.weight: checkpoint "
+        r"\(8, 3, 3, 3, 1\) float32, model \(8, 3, 3, 3, 3\)",
     ):
         load_model(impl.AutoencoderKLCogVideoX, (MICRO,), sd)
 
@@ -144,13 +146,20 @@ def test_misshaped_tensor_is_named(state_dict: dict) -> None:
 def test_all_problems_are_listed_together(state_dict: dict) -> None:
     sd = dict(state_dict)
     del sd["encoder.conv_out.conv.bias"]
-    sd["extra.weight"] = torch.zeros(1)
-    sd["decoder.conv_in.conv.bias"] = torch.zeros(3)
+    sd["extra.weight"] = np.zeros(1, np.float32)
+    sd["decoder.conv_in.conv.bias"] = np.zeros(3, np.float32)
     with pytest.raises(CheckpointError) as err:
         load_model(impl.AutoencoderKLCogVideoX, (MICRO,), sd)
     e = err.value
     assert e.missing == ["encoder.conv_out.conv.bias"] and e.unexpected == ["extra.weight"]
-    assert [m[0] for m in e.mismatched] == ["decoder.conv_in.conv.bias"]
+    assert [m.split(":")[0] for m in e.mismatched] == ["decoder.conv_in.conv.bias"]
+
+
+def test_torch_tensors_are_refused_with_the_conversion_named(state_dict: dict) -> None:
+    """The port never imports PyTorch: a torch state dict is converted by the caller (as_numpy)."""
+    sd = {k: torch.from_numpy(v) for k, v in state_dict.items()}
+    with pytest.raises(CheckpointError, match=r"torch\.Tensor.*contracts\.common\.as_numpy"):
+        load_model(impl.AutoencoderKLCogVideoX, (MICRO,), sd)
 
 
 def test_pickle_checkpoints_are_refused(tmp_path) -> None:
@@ -177,7 +186,7 @@ def test_safetensors_checkpoint_loads(tmp_path, state_dict: dict) -> None:
     m = load_model(impl.AutoencoderKLCogVideoX, (MICRO,), path)
     back = impl.to_torch_state_dict(m)
     assert_bitwise(
-        {k: v.numpy() for k, v in state_dict.items()},
+        state_dict,
         {k: back[k] for k in state_dict},
         why=f"{Exactness.ORDER_INDEPENDENT}: a copy",
     )

@@ -16,16 +16,24 @@ import implementations.vae as impl
 import reference.vae as ref
 from conformance import compiles, precision
 from conformance.exactness import Exactness, assert_bitwise
-from conformance.vae.cases import MICRO, MICRO_TILED, random_state_dict
+from conformance.vae.cases import MICRO, MICRO_TILED
+from conformance.vae.twins import random_state_dict
+from contracts.common import as_numpy
+from contracts.vae.config import CogVideoXVAEConfig, tiny2, tiny3
+from contracts.vae.plans import frame_batches, tile_plan
 from implementations.vae.convert import abstract_model, load_model, to_torch_state_dict
 from implementations.vae.layers import nearest_indices
 from implementations.vae.model import apply_module
-from reference.vae.config import CogVideoXVAEConfig, tiny2, tiny3
 
 
 @pytest.fixture(autouse=True)
 def _policy() -> None:
     precision.apply()
+
+
+def _np(state_dict: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """A torch state dict as the NumPy arrays the port's converter reads."""
+    return {k: as_numpy(v) for k, v in state_dict.items()}
 
 
 # -- weight conversion -----------------------------------------------------------------------------------------
@@ -34,7 +42,7 @@ def _policy() -> None:
 def test_round_trip_is_exact_and_every_tensor_is_used() -> None:
     torch.manual_seed(0)
     sd = ref.AutoencoderKLCogVideoX(tiny2()).state_dict()
-    model = load_model(impl.AutoencoderKLCogVideoX, (tiny2(),), sd)
+    model = load_model(impl.AutoencoderKLCogVideoX, (tiny2(),), _np(sd))
     back = to_torch_state_dict(model)
     assert sorted(back) == sorted(sd)
     for k in sd:
@@ -72,13 +80,13 @@ def test_linear_and_conv2d_transposes() -> None:
     block = ref.CogVideoXResnetBlock3D(*ctor_args, temb_channels=12, groups=4).double()
     sd = block.state_dict()
     assert sd["temb_proj.weight"].shape == (16, 12)
-    m = load_model(impl.CogVideoXResnetBlock3D, ctor_args, sd, temb_channels=12, groups=4)
+    m = load_model(impl.CogVideoXResnetBlock3D, ctor_args, _np(sd), temb_channels=12, groups=4)
     copy = f"{Exactness.ORDER_INDEPENDENT}: a transposed copy"
     assert_bitwise(
         sd["temb_proj.weight"].numpy().T.astype(np.float32), np.asarray(m.temb_proj.kernel[...]), why=copy
     )
     down = ref.CogVideoXDownsample3D(8, 4)
-    md = load_model(impl.CogVideoXDownsample3D, (8, 4), down.state_dict())
+    md = load_model(impl.CogVideoXDownsample3D, (8, 4), _np(down.state_dict()))
     assert_bitwise(
         down.state_dict()["conv.weight"].numpy().transpose(2, 3, 1, 0),
         np.asarray(md.conv.kernel[...]),
@@ -119,7 +127,7 @@ def test_tiny2_ratio_disagrees_with_the_block_count() -> None:
 
 def test_causal_conv_ignores_later_frames_and_caches_two_frames() -> None:
     conv_t = ref.CogVideoXCausalConv3d(4, 6, 3, pad_mode="first").double()
-    conv = load_model(impl.CogVideoXCausalConv3d, (4, 6, 3), conv_t.state_dict(), pad_mode="first")
+    conv = load_model(impl.CogVideoXCausalConv3d, (4, 6, 3), _np(conv_t.state_dict()), pad_mode="first")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 7, 6, 6, 4)).astype(np.float32)
     y = x.copy()
@@ -135,7 +143,9 @@ def test_causal_conv_ignores_later_frames_and_caches_two_frames() -> None:
     assert cache.shape == (2, 2, 6, 6, 4)
     _, tcache = conv_t(torch.from_numpy(np.moveaxis(x, -1, 1)).double())
     assert tuple(tcache.shape) == (2, 4, 2, 6, 6)  # (B, C_in, 2, H, W)
-    one = load_model(impl.CogVideoXCausalConv3d, (4, 6, 1), ref.CogVideoXCausalConv3d(4, 6, 1).state_dict())
+    one = load_model(
+        impl.CogVideoXCausalConv3d, (4, 6, 1), _np(ref.CogVideoXCausalConv3d(4, 6, 1).state_dict())
+    )
     assert one(jnp.asarray(x))[1] is None  # torch keeps the whole input: None here, or jit would retrace
 
 
@@ -155,20 +165,20 @@ def test_reference_chunked_equals_one_shot() -> None:
 
 
 def test_frame_batches_absorb_the_remainder_first() -> None:
-    assert ref.frame_batches(49, 8)[:3] == [(0, 9), (9, 17), (17, 25)] and ref.frame_batches(49, 8)[-1] == (
+    assert frame_batches(49, 8)[:3] == [(0, 9), (9, 17), (17, 25)] and frame_batches(49, 8)[-1] == (
         41,
         49,
     )
-    assert ref.frame_batches(13, 2)[:2] == [(0, 3), (3, 5)] and len(ref.frame_batches(13, 2)) == 6
-    assert ref.frame_batches(5, 8) == [(0, 5)]  # diffusers slices [0:13], which clamps to the 5 frames
+    assert frame_batches(13, 2)[:2] == [(0, 3), (3, 5)] and len(frame_batches(13, 2)) == 6
+    assert frame_batches(5, 8) == [(0, 5)]  # diffusers slices [0:13], which clamps to the 5 frames
 
 
 def test_tile_plan_truncations_match_diffusers() -> None:
     cfg = CogVideoXVAEConfig()
-    dec = ref.tile_plan(cfg, decode=True)
+    dec = tile_plan(cfg, decode=True)
     assert (dec["tile_h"], dec["tile_w"], dec["stride_h"], dec["stride_w"]) == (30, 45, 25, 36)
     assert (dec["blend_h"], dec["blend_w"], dec["crop_h"], dec["crop_w"]) == (40, 72, 200, 288)
-    enc = ref.tile_plan(cfg, decode=False)
+    enc = tile_plan(cfg, decode=False)
     assert (
         enc["stride_h"],
         enc["stride_w"],

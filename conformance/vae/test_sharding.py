@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conformance import assert_parity
-from reference.vae.config import VAEInputError
+from contracts.vae.config import VAEInputError
 
 ROOT = Path(__file__).resolve().parents[2]
 

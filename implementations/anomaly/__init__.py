@@ -1,10 +1,8 @@
-"""Implementations of the anomaly subsystem (twins of `reference.anomaly`): the JAX/Flax NNX port of the
-detector with converted weights (`model`, `convert`), the exporters of the reference to torch.export, ONNX and
-TorchScript and of the port to jax.export (`export`), the runtimes that run those artifacts (`runtimes`), and
-the command line (`python -m implementations.anomaly export ...`).
+"""Implementation of the anomaly subsystem (the JAX twin of `reference.anomaly`): the JAX/Flax NNX port of the
+detector (`model`) with weights converted from the reference's checkpoints (`convert`), its ``jax.export``
+artifact (`export`), the runtimes that run every exported artifact (`runtimes`), and the command line
+(``python -m implementations.anomaly export ...``).
+
+Imports only `contracts` (configuration, input validation, the artifact table and manifest schema) besides
+JAX, Flax, NumPy and safetensors; PyTorch and ONNX are imported lazily, inside the runtimes of their artifacts.
 """
-
-from reference.anomaly.config import SMALL, AnomalyConfig, ConfigError
-from reference.anomaly.inputs import InputError, validate_window
-
-__all__ = ["SMALL", "AnomalyConfig", "ConfigError", "InputError", "validate_window"]

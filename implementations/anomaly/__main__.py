@@ -1,4 +1,4 @@
-"""``python -m implementations.anomaly``: the command line of the anomaly exports (`implementations.anomaly.cli`)."""
+"""``python -m implementations.anomaly``: the JAX port's command line (export; `implementations.anomaly.cli`)."""
 
 import sys
 

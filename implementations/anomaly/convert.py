@@ -1,15 +1,16 @@
-"""Weight conversion for the JAX port (`implementations.anomaly.model`) from the reference's checkpoint format
-(`reference.anomaly.checkpoint`: safetensors + JSON config), without importing torch.
+"""Implementation side of the anomaly detector's checkpoints: weight conversion for the JAX port
+(`implementations.anomaly.model`) from the reference's checkpoint format (safetensors + JSON config, the
+PyTorch state-dict layout), without importing torch; and `Detector`, the port bound to a checkpoint.
 
 The mapping is total and strict: every NNX parameter has exactly one torch tensor and every torch tensor is
-used; missing, unexpected and mis-shaped tensors are named (the original's D1 dropped them silently).
+used; missing, unexpected and mis-shaped tensors are named (`contracts.common.state_dict_mismatch`; nothing is
+dropped silently).
 Linear weights are transposed (torch stores (out, in), Flax (in, out)); LayerNorm ``weight`` is Flax's
 ``scale``; attention's fused ``in_proj_weight`` (3E, E) becomes the fused in-projection kernel (E, 3E).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from contracts.anomaly.config import AnomalyConfig, ConfigError
+from contracts.common import state_dict_mismatch
 from implementations.anomaly.model import AnomalyDetector, build
-from reference.anomaly.config import AnomalyConfig, ConfigError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -47,7 +49,7 @@ def torch_name(path: tuple[object, ...]) -> tuple[str, bool]:
 
 
 def from_torch_state(
-    cfg: AnomalyConfig, tensors: dict[str, np.ndarray], *, where: str = "weights"
+    cfg: AnomalyConfig, tensors: dict[str, np.ndarray], *, where: str = "the state dict"
 ) -> AnomalyDetector:
     """The port with the reference's weights (a name -> NumPy array mapping, float32).
 
@@ -62,22 +64,9 @@ def from_torch_state(
         name, transpose = torch_name(path)
         shape = tuple(var.get_value().shape)
         expected[name] = (shape[::-1] if transpose else shape, var, transpose)
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    misshaped = [
-        f"{k}: checkpoint {tuple(np.shape(tensors[k]))} {np.asarray(tensors[k]).dtype}, model {expected[k][0]} float32"
-        for k in sorted(set(expected) & set(tensors))
-        if tuple(np.shape(tensors[k])) != expected[k][0] or np.asarray(tensors[k]).dtype != np.float32
-    ]
-    if missing or unexpected or misshaped:
-        lines = [f"{where} do not match the config:"]
-        if missing:
-            lines.append(f"  missing tensors ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            lines.append(f"  unexpected tensors ({len(unexpected)}): {', '.join(unexpected)}")
-        if misshaped:
-            lines.append(f"  mis-shaped tensors ({len(misshaped)}): " + "; ".join(misshaped))
-        raise CheckpointError("\n".join(lines))
+    mismatch = state_dict_mismatch({k: (shape, "float32") for k, (shape, _, _) in expected.items()}, tensors)
+    if mismatch:
+        raise CheckpointError(mismatch.message(where))
     for name, (_, var, transpose) in expected.items():
         a = np.asarray(tensors[name], dtype=np.float32)
         var.set_value(jnp.asarray(a.T if transpose else a))
@@ -112,17 +101,7 @@ def read_checkpoint(directory: str | Path) -> tuple[AnomalyConfig, dict[str, np.
 def load_checkpoint(directory: str | Path) -> AnomalyDetector:
     """The JAX port of the detector stored in ``directory`` (strict: see `from_torch_state`)."""
     cfg, tensors = read_checkpoint(directory)
-    return from_torch_state(cfg, tensors, where=f"the weights of checkpoint {directory}")
-
-
-def parameter_checksum(state: dict[str, np.ndarray]) -> str:
-    """SHA-256 over sorted names, dtypes, shapes and bytes: equal to the reference's for the same tensors."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        a = np.ascontiguousarray(state[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    return from_torch_state(cfg, tensors, where=f"checkpoint {directory}")
 
 
 class Detector:

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from reference.anomaly.config import AnomalyConfig
-from reference.anomaly.inputs import InputError, validate_window
+from contracts.anomaly.config import AnomalyConfig
+from contracts.anomaly.inputs import InputError, validate_window
 
 HIGHEST = jax.lax.Precision.HIGHEST
 

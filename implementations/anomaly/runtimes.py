@@ -1,6 +1,7 @@
-"""Runtimes for the exported artifacts of the detector (`implementations.anomaly.export`): each loads one
+"""Implementation side of the anomaly detector's exported artifacts: the runtimes that load them. Each loads one
 artifact, checks it against its manifest, validates every window against the manifest's L, D and dtype on the
-host, and returns ``(O1, score)`` as float32 NumPy arrays.
+host, and returns ``(O1, score)`` as float32 NumPy arrays. Which runtime loads which format is the table of
+`contracts.anomaly.artifacts`.
 
 - ``torch-export``: ``torch.export.load`` of the ``.pt2``, run under ``no_grad``;
 - ``torchscript``: ``torch.jit.load`` of the frozen module, run under ``no_grad`` (the reference's grad mode:
@@ -9,52 +10,23 @@ host, and returns ``(O1, score)`` as float32 NumPy arrays.
 - ``onnx-reference``: ``onnx.reference.ReferenceEvaluator`` (pure Python);
 - ``jax-export``: ``jax.export.deserialize`` of the serialized module, called jitted.
 
-A corrupt, truncated or modified artifact fails with `ArtifactError` before any library parses it (its
-SHA-256 must match the manifest); without a manifest the library's own parse error is wrapped.
+PyTorch and ONNX are imported inside their loaders only: this module, and the ``jax-export`` runtime, work
+without them. A corrupt, truncated or modified artifact fails with `ArtifactError` before any library parses it
+(its SHA-256 must match the manifest); without a manifest the library's own parse error is wrapped.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from implementations.anomaly.export import MANIFEST_VERSION, manifest_path, sha256_file
-from reference.anomaly.inputs import InputError, validate_window
-
-RUNTIMES = ("torch-export", "torchscript", "onnxruntime", "onnx-reference", "jax-export")
-FORMAT_OF = {
-    "torch-export": "pt2",
-    "torchscript": "ts",
-    "onnxruntime": "onnx",
-    "onnx-reference": "onnx",
-    "jax-export": "jax",
-}
+from contracts.anomaly.artifacts import RUNTIMES, ArtifactError, check_artifact, read_manifest
+from contracts.anomaly.inputs import InputError, validate_window
 
 __all__ = ["RUNTIMES", "ArtifactError", "InputError", "Runtime", "load", "read_manifest"]
-
-
-class ArtifactError(ValueError):
-    """An artifact that cannot be used: missing, corrupt, truncated, modified, or of another format/version."""
-
-
-def read_manifest(artifact: str | Path) -> dict[str, Any]:
-    path = manifest_path(artifact)
-    try:
-        m = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"no manifest {path} beside the artifact {artifact}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"manifest {path} is not valid JSON: {e}") from None
-    if not isinstance(m, dict) or m.get("manifest_version") != MANIFEST_VERSION:
-        raise ArtifactError(
-            f"manifest {path} has version {m.get('manifest_version') if isinstance(m, dict) else None!r}; "
-            f"this code reads version {MANIFEST_VERSION}"
-        )
-    return m
 
 
 class Runtime:
@@ -74,28 +46,6 @@ class Runtime:
         x = np.ascontiguousarray(np.asarray(W))
         O1, score = self._fn(x)
         return np.asarray(O1), np.asarray(score)
-
-
-def _check_file(path: Path, fmt: str, verify: bool) -> dict[str, Any]:
-    if not path.is_file():
-        raise ArtifactError(f"no artifact file at {path}")
-    if not verify:
-        try:
-            return read_manifest(path)
-        except ArtifactError:
-            return {"static_dims": {}, "format": fmt}
-    m = read_manifest(path)
-    if m.get("format") != fmt:
-        raise ArtifactError(
-            f"{path} is a {m.get('format')!r} artifact according to its manifest, not {fmt!r}"
-        )
-    digest = sha256_file(path)
-    if digest != m.get("artifact_sha256"):
-        raise ArtifactError(
-            f"{path} does not match its manifest (SHA-256 {digest[:16]}..., manifest {str(m.get('artifact_sha256'))[:16]}...): "
-            "the file is corrupt, truncated or was modified after export; re-export it"
-        )
-    return m
 
 
 def _load_pt2(path: Path) -> Callable[[np.ndarray], tuple[Any, Any]]:
@@ -120,7 +70,7 @@ def _load_pt2(path: Path) -> Callable[[np.ndarray], tuple[Any, Any]]:
 def _load_ts(path: Path) -> Callable[[np.ndarray], tuple[Any, Any]]:
     import torch
 
-    from implementations.anomaly.export import quiet_torchscript
+    from contracts.anomaly.artifacts import quiet_torchscript
 
     try:
         with quiet_torchscript():
@@ -205,11 +155,12 @@ _LOADERS = {
 
 
 def load(runtime: str, artifact: str | Path, *, verify: bool = True) -> Runtime:
-    """Load ``artifact`` in ``runtime`` (one of `RUNTIMES`). ``verify`` checks the manifest's SHA-256 first."""
-    if runtime not in _LOADERS:
+    """Load ``artifact`` in ``runtime`` (a name of `contracts.anomaly.artifacts.RUNTIMES`). ``verify`` checks
+    the manifest's format and SHA-256 first."""
+    if runtime not in RUNTIMES:
         raise ArtifactError(f"unknown runtime {runtime!r}; runtimes are {', '.join(RUNTIMES)}")
     path = Path(artifact)
-    manifest = _check_file(path, FORMAT_OF[runtime], verify)
+    manifest = check_artifact(path, RUNTIMES[runtime].format, verify)
     fn = _LOADERS[runtime](path)
     if "L" not in manifest.get("static_dims", {}):
         raise ArtifactError(f"{path} has no manifest giving its window size (L, D); cannot validate inputs")

@@ -1,4 +1,9 @@
-"""Flax NNX port of the CogVideoX VAE (twins of `reference.vae`), weight conversion and batch sharding."""
+"""Implementation of the CogVideoX VAE: the Flax NNX port (twins of `reference.vae`), weight conversion from
+PyTorch-layout state dicts (NumPy arrays or safetensors) and batch sharding.
+
+Imports only `contracts` (configuration, input checks, frame/tile plans) besides JAX, Flax, NumPy and
+safetensors: never PyTorch or SciPy.
+"""
 
 from implementations.vae.convert import (
     CheckpointError,

@@ -1,12 +1,15 @@
-"""Weight conversion between a PyTorch CogVideoX VAE state dict (diffusers' key names; `reference.vae`) and
-the Flax NNX port (`implementations.vae`): name mapping, kernel transposes, full validation, exact round trip.
+"""Implementation side of the CogVideoX VAE's weights: conversion between a PyTorch-layout state dict
+(diffusers' key names, as NumPy arrays or a ``.safetensors`` file) and the Flax NNX port (`implementations.vae`):
+name mapping, kernel transposes, full validation, exact round trip. PyTorch is never imported: a caller
+holding torch tensors converts them with `contracts.common.as_numpy`.
 
 - ``a.b.0.conv.weight`` (5-D, O I kt kh kw) <-> path ``a/b/0/conv/kernel`` (kt kh kw I O): ``transpose(2,3,4,1,0)``
 - Conv2d ``weight`` (O I kh kw) <-> ``kernel`` (kh kw I O): ``transpose(2,3,1,0)``; Linear ``weight`` <-> ``kernel.T``
 - GroupNorm ``weight`` <-> ``scale``; every ``bias`` <-> ``bias``.
 
 Every tensor of the checkpoint must be consumed and every parameter filled: otherwise `CheckpointError`
-lists the missing, unexpected and mis-shaped tensors by name (nothing is dropped silently).
+lists the missing, unexpected and mis-shaped tensors by name (`contracts.common.state_dict_mismatch`; nothing
+is dropped silently).
 """
 
 from __future__ import annotations
@@ -19,29 +22,29 @@ import jax
 import numpy as np
 from flax import nnx
 
+from contracts.common import StateDictMismatch, state_dict_mismatch, write_bytes
+
 _TO_NNX = {5: (2, 3, 4, 1, 0), 4: (2, 3, 1, 0), 2: (1, 0)}
 _TO_TORCH = {5: (4, 3, 0, 1, 2), 4: (3, 2, 0, 1), 2: (1, 0)}
 
 
 class CheckpointError(ValueError):
-    """A checkpoint does not fit the model: ``missing``, ``unexpected`` and ``mismatched`` name the tensors."""
+    """A checkpoint does not fit the model: ``missing``, ``unexpected`` and ``mismatched`` name the tensors
+    (``mismatched``: ``"name: checkpoint (shape) dtype, model (shape) dtype"``, torch layout)."""
 
     def __init__(
         self,
         missing: list[str],
         unexpected: list[str],
-        mismatched: list[tuple[str, tuple, tuple]],
+        mismatched: list[str],
         other: str = "",
     ):
         self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
-        lines = [other] if other else ["checkpoint does not match the model:"]
-        if missing:
-            lines.append(f"  missing tensors ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            lines.append(f"  unexpected tensors ({len(unexpected)}): {', '.join(unexpected)}")
-        for name, got, want in mismatched:
-            lines.append(f"  mis-shaped tensor {name}: checkpoint {got}, model expects {want} (torch layout)")
-        super().__init__("\n".join(lines))
+        super().__init__(other or StateDictMismatch(missing, unexpected, mismatched).message("checkpoint"))
+
+    @classmethod
+    def of(cls, mismatch: StateDictMismatch) -> CheckpointError:
+        return cls(mismatch.missing, mismatch.unexpected, mismatch.mismatched)
 
 
 def _leaf_name(path: tuple[Any, ...]) -> str:
@@ -65,19 +68,20 @@ def _torch_shape(path: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[int, ..
     return shape
 
 
-def _to_numpy(t: Any) -> np.ndarray:
-    if type(t).__module__.startswith("torch"):
-        import torch
-
-        t = t.detach().cpu()
-        if t.dtype == torch.bfloat16:
-            t = t.to(torch.float32)
-        return t.numpy()
-    return np.asarray(t)
+def _to_numpy(name: str, value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        raise CheckpointError(
+            [],
+            [],
+            [],
+            f"tensor {name} is a {type(value).__module__}.{type(value).__name__}: the port reads NumPy arrays "
+            "(convert a PyTorch state dict with contracts.common.as_numpy)",
+        )
+    return np.asarray(value)
 
 
 def read_checkpoint(source: Mapping[str, Any] | str | Path) -> dict[str, np.ndarray]:
-    """A state dict (torch tensors or arrays) or a ``.safetensors`` file, as NumPy arrays."""
+    """A state dict of NumPy arrays (diffusers' key names) or a ``.safetensors`` file, as NumPy arrays."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.suffix != ".safetensors":
@@ -99,7 +103,7 @@ def read_checkpoint(source: Mapping[str, Any] | str | Path) -> dict[str, np.ndar
         raise CheckpointError(
             [], [], [], f"expected a state dict or a .safetensors path, got {type(source).__name__}"
         )
-    return {str(k): _to_numpy(v) for k, v in source.items()}
+    return {str(k): _to_numpy(str(k), v) for k, v in source.items()}
 
 
 def torch_to_nnx_params(
@@ -111,14 +115,13 @@ def torch_to_nnx_params(
     if prefix:
         sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     expected = param_paths(model)
-    missing = sorted(k for k in expected if k not in sd)
-    unexpected = sorted(k for k in sd if k not in expected)
-    mismatched = []
-    for key, (path, shape, _) in expected.items():
-        if key in sd and tuple(sd[key].shape) != _torch_shape(path, shape):
-            mismatched.append((key, tuple(sd[key].shape), _torch_shape(path, shape)))
-    if missing or unexpected or mismatched:
-        raise CheckpointError(missing, unexpected, mismatched)
+    mismatch = state_dict_mismatch(
+        {k: (_torch_shape(path, shape), np.dtype(dt).name) for k, (path, shape, dt) in expected.items()},
+        sd,
+        check_dtype=False,  # any float dtype is cast to the model's (the check below refuses others)
+    )
+    if mismatch:
+        raise CheckpointError.of(mismatch)
     pure: dict = {}
     for key, (path, _, pdtype) in expected.items():
         v = sd[key]
@@ -160,21 +163,10 @@ def to_torch_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
 
 
 def save_safetensors(state_dict: Mapping[str, Any], path: str | Path) -> None:
-    """Write a state dict as safetensors, atomically."""
-    import os
-    import tempfile
+    """Write a state dict of NumPy arrays as safetensors, atomically."""
+    from safetensors.numpy import save
 
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: np.ascontiguousarray(_to_numpy(v)) for k, v in state_dict.items()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes(path, save({k: np.ascontiguousarray(_to_numpy(k, v)) for k, v in state_dict.items()}))
 
 
 def abstract_model(cls: Any, *args: Any, **kwargs: Any) -> nnx.Module:

@@ -1,5 +1,5 @@
-"""Flax NNX twins of the CogVideoX VAE layers in `reference.vae.layers` (same class names, constructor
-arguments and parameter paths; ``rngs`` is an optional keyword).
+"""Implementation (Flax NNX) of the CogVideoX VAE layers of the PyTorch reference: the same class names,
+constructor arguments and parameter paths as `reference.vae.layers` (``rngs`` is an optional keyword).
 
 Channel-last (B, T, H, W, C); every convolution pads explicitly and runs VALID; GroupNorm computes its
 statistics in at least float32 with a two-float mean (hi + lo) and a two-pass variance, so offset-mean,
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from reference.vae.config import VAEInputError
+from contracts.vae.config import VAEInputError, check_video
 
 # -- intermediate capture (for the divergence localizer; eager runs only) --------------------------------
 
@@ -59,14 +59,7 @@ def _compute_dtype(dtype: Any) -> Any:
 
 
 def _check_5d(x: Any, channels: int, where: str) -> None:
-    shape = tuple(np.shape(x))
-    if len(shape) != 5:
-        raise VAEInputError(f"{where}: expected a 5-D (B, T, H, W, C) array, got shape {shape}")
-    if shape[-1] != channels:
-        raise VAEInputError(
-            f"{where}: expected {channels} channels on the last axis of (B, T, H, W, C), got shape {shape} "
-            "(channel-first input? the NNX port is channel-last)"
-        )
+    check_video(np.shape(x), channels, where, layout="channel_last")
 
 
 def silu(x: jax.Array) -> jax.Array:

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from contracts.vae.config import CogVideoXVAEConfig, check_float, check_sample_size
+from contracts.vae.plans import frame_batches, tile_plan
 from implementations.vae.layers import (
     CogVideoXCausalConv3d,
     CogVideoXDownBlock3D,
@@ -29,8 +31,6 @@ from implementations.vae.layers import (
     _rngs,
     silu,
 )
-from reference.vae.config import CogVideoXVAEConfig, VAEInputError
-from reference.vae.model import frame_batches, tile_plan
 
 
 class CogVideoXEncoder3D(nnx.Module):
@@ -221,16 +221,8 @@ class AutoencoderKLCogVideoX(nnx.Module):
     # -- validation ------------------------------------------------------------------------------------
     def _check_sample(self, x: Any) -> None:
         _check_5d(x, self.config.in_channels, "encode")
-        t, h, w = np.shape(x)[1:4]
-        if not self.config.supported_frames(t):
-            r = self.config.effective_temporal_ratio
-            raise VAEInputError(
-                f"encode: {t} frames; this VAE supports 1 + {r}k frames (e.g. {1 + r}, {1 + 2 * r})"
-            )
-        s = self.config.spatial_ratio
-        if h % s or w % s:
-            raise VAEInputError(f"encode: H, W = {(h, w)} must be multiples of the spatial ratio {s}")
-        _check_float(x, "encode")
+        check_sample_size(self.config, *np.shape(x)[1:4])
+        check_float(x, "encode")
 
     # -- frame batches -----------------------------------------------------------------------------------
     def _frames(self, module: nnx.Module, x: jax.Array, frame_batch_size: int) -> jax.Array:
@@ -260,7 +252,7 @@ class AutoencoderKLCogVideoX(nnx.Module):
 
     def decode(self, z: Any) -> jax.Array:
         _check_5d(z, self.config.latent_channels, "decode")
-        _check_float(z, "decode")
+        check_float(z, "decode")
         z = _as_array(z)
         h, w = z.shape[2:4]
         if self.use_tiling and (w > self.tile_latent_min_width or h > self.tile_latent_min_height):
@@ -310,9 +302,3 @@ class AutoencoderKLCogVideoX(nnx.Module):
 
 def _as_array(x: Any) -> Any:
     return x if isinstance(x, (np.ndarray, jax.Array)) else np.asarray(x)
-
-
-def _check_float(x: Any, where: str) -> None:
-    dt = np.dtype(getattr(x, "dtype", np.asarray(x).dtype))
-    if dt.kind != "f" and dt.name != "bfloat16":
-        raise VAEInputError(f"{where}: expected a floating-point array, got dtype {dt.name}")

@@ -1,4 +1,5 @@
-"""Batch-parallel encode/decode of the NNX CogVideoX VAE (`implementations.vae.model`) over several devices.
+"""Implementation (JAX) of batch-parallel encode/decode of the NNX CogVideoX VAE (`implementations.vae.model`)
+over several devices.
 
 Only the batch axis is sharded (``P("batch")``): time is never split (the causal convolutions and their
 caches need every earlier frame), and GroupNorm statistics are per sample, so no cross-device reduction
@@ -14,7 +15,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from reference.vae.config import VAEInputError
+from contracts.vae.config import VAEInputError
 
 BATCH_AXIS = "batch"
 

@@ -1,10 +1,8 @@
-"""Reference (ground truth) of the anomaly subsystem: the iTAC-AD style detector in PyTorch, its checkpoints
-(safetensors + JSON config, strict loading), the generated data set and a short deterministic training run.
+"""Reference (ground truth) of the anomaly subsystem: the iTAC-AD style detector in PyTorch (`model`), its
+checkpoints (`checkpoint`: safetensors + JSON config, strict loading), the generated data set (`data`), a short
+deterministic training run (`train`), its exports to TorchScript, torch.export and ONNX (`export`), and the
+command line (``python -m reference.anomaly train|export``).
 
-The JAX port and the exported artifacts live in `implementations.anomaly` under the same names.
+Its configuration, input validation and artifact table are the framework-free `contracts.anomaly`; the JAX
+port lives in `implementations.anomaly` under the same names.
 """
-
-from reference.anomaly.config import SMALL, AnomalyConfig, ConfigError
-from reference.anomaly.inputs import InputError, validate_window
-
-__all__ = ["SMALL", "AnomalyConfig", "ConfigError", "InputError", "validate_window"]

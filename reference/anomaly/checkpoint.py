@@ -1,20 +1,20 @@
-"""Checkpoints of the anomaly detector (reference side): safetensors weights plus a JSON config.
+"""Reference side of the anomaly detector's checkpoints: safetensors weights plus a JSON config, written from and
+loaded into the PyTorch model.
 
-Loading is strict: every missing, unexpected or mis-shaped tensor is named in the error, and nothing is
-dropped silently (the original loaded into a lazily built model with ``strict=False`` and exported random
-weights: D1). No pickle anywhere; the parameter checksum goes into every export manifest.
+Loading is strict: every missing, unexpected or mis-shaped tensor is named in the error
+(`contracts.common.state_dict_mismatch`), and nothing is dropped silently (the original loaded into a lazily
+built model with ``strict=False`` and exported random weights). No pickle anywhere; the parameter checksum
+(`contracts.common.parameter_checksum`) goes into the weights' metadata and every export manifest.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from reference.anomaly._io import atomic_write_bytes
-from reference.anomaly.config import AnomalyConfig, ConfigError
+from contracts.anomaly.config import AnomalyConfig, ConfigError
+from contracts.common import parameter_checksum, spec_of, state_dict_mismatch, write_bytes
 from reference.anomaly.model import AnomalyDetector, build
 
 WEIGHTS = "model.safetensors"
@@ -23,17 +23,6 @@ CONFIG = "config.json"
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable, or does not match its config (the tensors are named)."""
-
-
-def parameter_checksum(state: dict[str, object]) -> str:
-    """SHA-256 over the sorted tensor names, dtypes, shapes and bytes (torch tensors or NumPy arrays)."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        v = state[name]
-        a = v.detach().cpu().contiguous().numpy() if isinstance(v, torch.Tensor) else np.ascontiguousarray(v)
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def state_dict(model: AnomalyDetector) -> dict[str, torch.Tensor]:
@@ -47,7 +36,7 @@ def save_checkpoint(model: AnomalyDetector, directory: str | Path) -> Path:
     directory = Path(directory)
     sd = state_dict(model)
     meta = {"checksum": parameter_checksum(sd), "format": "parity-suite anomaly detector"}
-    atomic_write_bytes(directory / WEIGHTS, save(sd, metadata=meta))
+    write_bytes(directory / WEIGHTS, save(sd, metadata=meta))
     model.cfg.save(directory / CONFIG)
     return directory
 
@@ -72,23 +61,9 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
 
 def check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], where: str) -> None:
     """Raise `CheckpointError` naming every missing, unexpected, mis-shaped or mis-typed tensor."""
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    misshaped = [
-        f"{k}: checkpoint {tuple(found[k].shape)} {str(found[k].dtype).replace('torch.', '')}, "
-        f"model {tuple(expected[k].shape)} {str(expected[k].dtype).replace('torch.', '')}"
-        for k in sorted(set(expected) & set(found))
-        if tuple(found[k].shape) != tuple(expected[k].shape) or found[k].dtype != expected[k].dtype
-    ]
-    if missing or unexpected or misshaped:
-        parts = [f"{where} does not match its config:"]
-        if missing:
-            parts.append(f"  missing tensors ({len(missing)}): {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"  unexpected tensors ({len(unexpected)}): {', '.join(unexpected)}")
-        if misshaped:
-            parts.append(f"  mis-shaped tensors ({len(misshaped)}): " + "; ".join(misshaped))
-        raise CheckpointError("\n".join(parts))
+    mismatch = state_dict_mismatch({k: spec_of(v) for k, v in expected.items()}, found)
+    if mismatch:
+        raise CheckpointError(mismatch.message(where))
 
 
 def load_config(directory: str | Path) -> AnomalyConfig:

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from reference.anomaly.config import AnomalyConfig
-from reference.anomaly.inputs import InputError, validate_window
+from contracts.anomaly.config import AnomalyConfig
+from contracts.anomaly.inputs import InputError, validate_window
 
 __all__ = [
     "AnomalyDetector",

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contracts.anomaly.config import SMALL, AnomalyConfig
 from reference.anomaly import data
 from reference.anomaly.checkpoint import save_checkpoint
-from reference.anomaly.config import SMALL, AnomalyConfig
 from reference.anomaly.model import AnomalyDetector, build, detect
 
 EVAL_SEEDS = (100, 101, 102)

@@ -1,6 +1,8 @@
-"""PyTorch reference of the CogVideoX VAE (diffusers' `AutoencoderKLCogVideoX` semantics and key names)."""
+"""PyTorch reference of the CogVideoX VAE (diffusers' `AutoencoderKLCogVideoX` semantics and key names).
 
-from reference.vae.config import CogVideoXVAEConfig, VAEInputError, diffusers_test, micro, tiny2, tiny3
+Its configuration, presets, input checks and frame/tile plans are the framework-free `contracts.vae`.
+"""
+
 from reference.vae.layers import (
     CogVideoXCausalConv3d,
     CogVideoXDownBlock3D,
@@ -16,8 +18,6 @@ from reference.vae.model import (
     AutoencoderKLCogVideoX,
     CogVideoXDecoder3D,
     CogVideoXEncoder3D,
-    frame_batches,
-    tile_plan,
 )
 
 __all__ = [
@@ -33,12 +33,4 @@ __all__ = [
     "CogVideoXSpatialNorm3D",
     "CogVideoXUpBlock3D",
     "CogVideoXUpsample3D",
-    "CogVideoXVAEConfig",
-    "VAEInputError",
-    "diffusers_test",
-    "frame_batches",
-    "micro",
-    "tile_plan",
-    "tiny2",
-    "tiny3",
 ]

@@ -11,17 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reference.vae.config import VAEInputError
+from contracts.vae.config import check_video
 
 
 def _check_5d(x: torch.Tensor, channels: int, where: str) -> None:
-    if x.ndim != 5:
-        raise VAEInputError(f"{where}: expected a 5-D (B, C, T, H, W) tensor, got shape {tuple(x.shape)}")
-    if x.shape[1] != channels:
-        raise VAEInputError(
-            f"{where}: expected {channels} channels on axis 1 of (B, C, T, H, W), got shape {tuple(x.shape)} "
-            "(channel-last input? the reference is channel-first)"
-        )
+    check_video(x.shape, channels, where, layout="channel_first")
 
 
 class CogVideoXSafeConv3d(nn.Conv3d):

@@ -1,5 +1,6 @@
 """PyTorch reference of diffusers' CogVideoX `Encoder3D`, `Decoder3D` and `AutoencoderKLCogVideoX`
-(frame-batched encode/decode threading the conv cache, and tiled encode/decode with diffusers' blending).
+(frame-batched encode/decode threading the conv cache, and tiled encode/decode with diffusers' blending; the
+frame batches and the tile grid are the shared plans of `contracts.vae.plans`).
 """
 
 from __future__ import annotations
@@ -7,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reference.vae.config import CogVideoXVAEConfig, VAEInputError
+from contracts.vae.config import CogVideoXVAEConfig, check_sample_size
+from contracts.vae.plans import frame_batches, tile_plan
 from reference.vae.layers import (
     CogVideoXCausalConv3d,
     CogVideoXDownBlock3D,
@@ -120,39 +122,6 @@ class CogVideoXDecoder3D(nn.Module):
         return h, new_conv_cache
 
 
-def frame_batches(num_frames: int, frame_batch_size: int) -> list[tuple[int, int]]:
-    """diffusers' frame batches: ``max(T // fb, 1)`` batches, the first absorbing the remainder ``T % fb``."""
-    num_batches = max(num_frames // frame_batch_size, 1)
-    rem = num_frames % frame_batch_size
-    return [
-        (frame_batch_size * i + (0 if i == 0 else rem), min(frame_batch_size * (i + 1) + rem, num_frames))
-        for i in range(num_batches)
-    ]
-
-
-def tile_plan(config: CogVideoXVAEConfig, *, decode: bool) -> dict[str, int]:
-    """Tile sizes, strides, blend extents and crops with diffusers' float -> int() truncations."""
-    sample_h, sample_w = config.sample_height // 2, config.sample_width // 2
-    latent_h = int(sample_h / (2 ** (len(config.block_out_channels) - 1)))
-    latent_w = int(sample_w / (2 ** (len(config.block_out_channels) - 1)))
-    fh, fw = 1 / 6, 1 / 5
-    if decode:
-        tile_h, tile_w, out_h, out_w = latent_h, latent_w, sample_h, sample_w
-    else:
-        tile_h, tile_w, out_h, out_w = sample_h, sample_w, latent_h, latent_w
-    blend_h, blend_w = int(out_h * fh), int(out_w * fw)
-    return {
-        "tile_h": tile_h,
-        "tile_w": tile_w,
-        "stride_h": int(tile_h * (1 - fh)),
-        "stride_w": int(tile_w * (1 - fw)),
-        "blend_h": blend_h,
-        "blend_w": blend_w,
-        "crop_h": out_h - blend_h,
-        "crop_w": out_w - blend_w,
-    }
-
-
 class AutoencoderKLCogVideoX(nn.Module):
     """The CogVideoX VAE: ``encode`` returns the posterior parameters, ``forward`` decodes ``mode()``."""
 
@@ -184,16 +153,7 @@ class AutoencoderKLCogVideoX(nn.Module):
     # -- validation -------------------------------------------------------------------------------------
     def _check_sample(self, x: torch.Tensor) -> None:
         _check_5d(x, self.config.in_channels, "encode")
-        t = x.shape[2]
-        if not self.config.supported_frames(t):
-            r = self.config.effective_temporal_ratio
-            raise VAEInputError(
-                f"encode: {t} frames; this VAE supports 1 + {r}k frames (e.g. {1 + r}, {1 + 2 * r})"
-            )
-        if x.shape[3] % self.config.spatial_ratio or x.shape[4] % self.config.spatial_ratio:
-            raise VAEInputError(
-                f"encode: H, W = {tuple(x.shape[3:])} must be multiples of the spatial ratio {self.config.spatial_ratio}"
-            )
+        check_sample_size(self.config, *x.shape[2:5])
 
     # -- encode -----------------------------------------------------------------------------------------
     def _encode_frames(self, x: torch.Tensor) -> torch.Tensor:

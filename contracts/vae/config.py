@@ -1,11 +1,19 @@
-"""The CogVideoX VAE configuration (diffusers' `AutoencoderKLCogVideoX` config field names), shared by the
-PyTorch reference (`reference.vae`) and the Flax NNX port (`implementations.vae`), and the small test configs.
+"""Contract of the CogVideoX VAE's configuration and input validation (NumPy and the standard library only).
+
+`CogVideoXVAEConfig` (diffusers' `AutoencoderKLCogVideoX` config field names) and the small test presets,
+`VAEInputError`, and the host-side checks both twins run on their public entry points: the layout and rank of
+a video (channel-first in the PyTorch reference `reference.vae`, channel-last in the Flax NNX port
+`implementations.vae`), the supported frame counts and spatial sizes, and floating-point dtypes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 
 
 class VAEInputError(ValueError):
@@ -151,3 +159,54 @@ def diffusers_test(**kw) -> CogVideoXVAEConfig:
     )
     base.update(kw)
     return CogVideoXVAEConfig(**base)
+
+
+# -- validation helpers (host side, outside any traced code) ------------------------------------------------
+
+LAYOUTS = {
+    "channel_first": (
+        "(B, C, T, H, W)",
+        "tensor",
+        "axis 1",
+        "channel-last input? the reference is channel-first",
+    ),
+    "channel_last": (
+        "(B, T, H, W, C)",
+        "array",
+        "the last axis",
+        "channel-first input? the NNX port is channel-last",
+    ),
+}
+"""layout -> (axes, noun, channel axis in words, hint for the other layout): the wording of `check_video`."""
+
+
+def check_video(shape: Sequence[int], channels: int, where: str, *, layout: str) -> None:
+    """Raise `VAEInputError` unless ``shape`` is 5-D with ``channels`` on the layout's channel axis."""
+    shape = tuple(int(n) for n in shape)
+    axes, noun, channel_axis, hint = LAYOUTS[layout]
+    if len(shape) != 5:
+        raise VAEInputError(f"{where}: expected a 5-D {axes} {noun}, got shape {shape}")
+    if shape[1 if layout == "channel_first" else -1] != channels:
+        raise VAEInputError(
+            f"{where}: expected {channels} channels on {channel_axis} of {axes}, got shape {shape} ({hint})"
+        )
+
+
+def check_sample_size(config: CogVideoXVAEConfig, frames: int, height: int, width: int) -> None:
+    """Raise `VAEInputError` unless ``encode`` supports the frame count and the spatial size."""
+    if not config.supported_frames(frames):
+        r = config.effective_temporal_ratio
+        raise VAEInputError(
+            f"encode: {frames} frames; this VAE supports 1 + {r}k frames (e.g. {1 + r}, {1 + 2 * r})"
+        )
+    s = config.spatial_ratio
+    if height % s or width % s:
+        raise VAEInputError(f"encode: H, W = {(height, width)} must be multiples of the spatial ratio {s}")
+
+
+def check_float(x: Any, where: str) -> None:
+    """Raise `VAEInputError` unless ``x`` (a NumPy or JAX array, or a nested list) has a floating dtype."""
+    dtype = getattr(x, "dtype", None)
+    dt = np.dtype(dtype if dtype is not None else np.asarray(x).dtype)
+    if dt.kind != "f" and dt.name != "bfloat16":
+        raise VAEInputError(f"{where}: expected a floating-point array, got dtype {dt.name}")

@@ -1,5 +1,5 @@
-"""Input validation of the anomaly detector and of every artifact of it: plain shared code (no framework import),
-used by the reference (`reference.anomaly`), the JAX port (`implementations.anomaly`) and the exported runtimes.
+"""Contract of the anomaly detector's inputs (NumPy only): `InputError` and `validate_window`, applied by the
+reference (`reference.anomaly`), the JAX port (`implementations.anomaly`) and every runtime of an exported artifact.
 
 Runs on the host, outside any traced or jitted code, so a bad window fails with a specific message instead of a
 shape error deep inside a graph (or, worse, a silently broadcast result).

@@ -1,5 +1,6 @@
-"""The anomaly detector's configuration: shared plain data of the reference (`reference.anomaly`) and of its
-JAX port (`implementations.anomaly`), and the JSON form stored beside every checkpoint.
+"""Contract of the anomaly detector's configuration (standard library only): `AnomalyConfig`, the `SMALL` size,
+`ConfigError`, and the JSON form stored beside every checkpoint; read by the PyTorch reference
+(`reference.anomaly`) and its JAX port (`implementations.anomaly`) alike.
 
 The model is built eagerly from (L, D): the window length and the number of variates fix every weight shape,
 so a checkpoint can be checked tensor by tensor against its config before anything is loaded (the original
@@ -13,6 +14,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+from contracts.common import write_text
 
 ENCODERS = ("itr",)
 DECODERS = ("tranad", "mlp")
@@ -83,9 +86,7 @@ class AnomalyConfig:
         return cls(**data)
 
     def save(self, path: str | Path) -> None:
-        from reference.anomaly._io import atomic_write_bytes
-
-        atomic_write_bytes(Path(path), (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+        write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> AnomalyConfig:
