@@ -49,10 +49,6 @@ class Case:
     # the case's dtype (e.g. {"float32": "float32", "float64": "float64"} for a chaotic rollout whose float32
     # rows are judged against a float32 reference and whose float64 rows against float64).
     reference_dtype: str | Mapping[str, str] = "float64"
-    # TRANSITIONAL (removed once every subsystem's cases module stops passing them): ignored; the tier
-    # table's rows are the only declaration of a case's dtypes and backends.
-    dtypes: Any = None
-    backends: Any = None
 
     @property
     def subsystem(self) -> str:

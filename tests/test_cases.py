@@ -40,9 +40,7 @@ def _static_float(x: jax.Array, scale: float) -> jax.Array:
 
 
 def _case(name: str, impl) -> cases.Case:
-    case = cases.Case(
-        name=name, reference=_reference, implementation=impl, inputs=_inputs, dtypes=("float32",)
-    )
+    case = cases.Case(name=name, reference=_reference, implementation=impl, inputs=_inputs)
     if name not in cases._REGISTRY:
         cases.register(case)
     return cases._REGISTRY[name]
@@ -64,9 +62,7 @@ def test_check_runs_the_case_under_hypothesis(sine_table) -> None:
 
 @pytest.mark.parametrize("impl", [_jit_per_call, _static_float], ids=["jit-per-call", "static-float"])
 def test_recompiling_implementations_are_caught(sine_table, impl) -> None:
-    case = cases.Case(
-        name="selftest.abs", reference=_reference, implementation=impl, inputs=_inputs, dtypes=("float32",)
-    )
+    case = cases.Case(name="selftest.abs", reference=_reference, implementation=impl, inputs=_inputs)
     cases._prepared.cache_clear()
     cases._REGISTRY["selftest.abs"] = case
     cases._SEEN.clear()
@@ -95,7 +91,6 @@ def test_saved_worst_example_replays_to_the_same_metrics(sine_table, tmp_path, m
         reference=_reference,
         implementation=jax.jit(lambda x, scale: jnp.sin(x) * scale + 1e-3 * (x > 0.5)),
         inputs=_inputs,
-        dtypes=("float32",),
     )
     monkeypatch.setitem(cases._REGISTRY, "selftest.abs", broken)
     cases._prepared.cache_clear()

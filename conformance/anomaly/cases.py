@@ -147,8 +147,6 @@ DETECT = Case(
     reference=LazyReference(_trained_path),
     implementation=LazyPort(_trained_path),
     inputs=main_windows,
-    dtypes=("float32",),
-    backends=("jax-jit", *ARTIFACT_BACKENDS),
     reference_dtype="float32",
 )
 
@@ -157,8 +155,6 @@ NEAR_CONSTANT = Case(
     reference=LazyReference(_trained_path),
     implementation=LazyPort(_trained_path),
     inputs=near_constant_windows,
-    dtypes=("float32",),
-    backends=("jax-jit", *(b for b in ARTIFACT_BACKENDS if b != "onnx-reference")),  # pure Python: slow
     reference_dtype="float32",
     examples=0.5,
 )
@@ -168,8 +164,6 @@ DETECT_MLP = Case(
     reference=LazyReference(mlp_checkpoint),
     implementation=LazyPort(mlp_checkpoint),
     inputs=main_windows,
-    dtypes=("float32",),
-    backends=("jax-jit", "torchscript"),
     reference_dtype="float32",
     examples=0.5,
 )

@@ -144,7 +144,6 @@ def _interp_case(spline: str) -> Case:
         reference=torch_single_thread(ref.interp),
         implementation=impl.interp,
         inputs=lambda dtype, s=spline: _interp_spec(s),
-        backends=("jax-jit", "jax-eager", "jax-export"),
     )
 
 
@@ -215,7 +214,6 @@ ROLLOUT = {
         implementation=split_costs(impl.rollout),
         inputs=lambda dtype, t=task: _rollout_spec(t),
         build=_rollout_build,
-        dtypes=("float32",),
         reference_dtype="float32",
     )
     for task in TASKS
@@ -306,7 +304,6 @@ ITERATION = {
         implementation=split_costs(impl.cem_iteration),
         inputs=lambda dtype, t=task: _iter_spec(t, optimize=False),
         build=_iter_build,
-        dtypes=("float32",),
         reference_dtype="float32",
     )
     for task in TASKS
@@ -318,7 +315,6 @@ OPTIMIZE = Case(
     implementation=split_costs(impl.optimize),
     inputs=lambda dtype: _iter_spec("pendulum", optimize=True),
     build=_iter_build,
-    dtypes=("float32",),
     reference_dtype="float32",
 )
 

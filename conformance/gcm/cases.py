@@ -79,7 +79,6 @@ LAPLACIAN = Case(
     implementation=impl.laplacian_sphere,
     inputs=_stencil_inputs(("F",)),
     build=_stencil_build("F"),
-    backends=("jax-jit", "jax-eager"),
 )
 
 DIVERGENCE = Case(
@@ -112,7 +111,6 @@ SHAPIRO = Case(
     reference=ref.shapiro_filter,
     implementation=impl.shapiro_filter,
     inputs=_shapiro_inputs,
-    backends=("jax-jit", "jax-eager"),
 )
 
 
@@ -162,7 +160,6 @@ HYPERDIFFUSE = Case(
     implementation=_with_increment(impl.hyperdiffuse),
     inputs=lambda dtype: _hyper_spec(smooth=False),
     build=_hyper_build,
-    backends=("jax-jit", "jax-eager"),
 )
 
 HYPERDIFFUSE_SMOOTH = Case(

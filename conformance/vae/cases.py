@@ -74,8 +74,6 @@ def _ints(spec: Inputs, *keys: str) -> tuple[int, ...]:
     return tuple(int(spec[k]) for k in keys)
 
 
-LAYER_DTYPES = ("float32", "bfloat16")
-
 # -- layers ---------------------------------------------------------------------------------------------
 
 
@@ -103,8 +101,6 @@ CAUSAL_CONV = Case(
     implementation=_i,
     inputs=_conv_inputs,
     build=_build(_conv_ctor),
-    dtypes=LAYER_DTYPES,
-    backends=("jax-jit", "jax-eager"),
     examples=0.5,
 )
 
@@ -121,7 +117,6 @@ CAUSAL_CONV_REPLICATE = Case(
     implementation=_i,
     inputs=_conv_inputs,
     build=_build(_replicate_ctor),
-    dtypes=("float32",),
     examples=0.5,
 )
 
@@ -152,8 +147,6 @@ GROUP_NORM = Case(
     implementation=_i,
     inputs=_gn_inputs(False),
     build=_build(_gn_ctor),
-    dtypes=LAYER_DTYPES,
-    backends=("jax-jit", "jax-eager"),
     examples=0.5,
 )
 GROUP_NORM_OFFSET = Case(
@@ -162,7 +155,6 @@ GROUP_NORM_OFFSET = Case(
     implementation=_i,
     inputs=_gn_inputs(True),
     build=_build(_gn_ctor),
-    dtypes=("float32",),
 )
 
 
@@ -188,7 +180,6 @@ SPATIAL_NORM = Case(
     implementation=_i,
     inputs=_sn_inputs,
     build=_build(lambda s: ("CogVideoXSpatialNorm3D", (16, 4, int(s["groups"])), ())),
-    dtypes=LAYER_DTYPES,
     examples=0.5,
 )
 
@@ -214,7 +205,6 @@ DOWNSAMPLE = Case(
     implementation=_i,
     inputs=_sampler_inputs(((1, 8, 5, 8, 8), (1, 8, 4, 7, 9))),  # odd and even T; odd H, W (pitfall 5)
     build=_build(lambda s: ("CogVideoXDownsample3D", (8, 8), (("compress_time", bool(s["compress_time"])),))),
-    dtypes=LAYER_DTYPES,
     examples=0.5,
 )
 UPSAMPLE = Case(
@@ -223,7 +213,6 @@ UPSAMPLE = Case(
     implementation=_i,
     inputs=_sampler_inputs(((1, 8, 3, 4, 4), (1, 8, 1, 3, 5), (1, 8, 2, 4, 4))),  # odd, T == 1, even
     build=_build(lambda s: ("CogVideoXUpsample3D", (8, 8), (("compress_time", bool(s["compress_time"])),))),
-    dtypes=LAYER_DTYPES,
     examples=0.5,
 )
 
@@ -268,7 +257,6 @@ RESNET = Case(
     implementation=_i,
     inputs=_resnet_inputs(False),
     build=_build(_resnet_ctor),
-    dtypes=("float32", "bfloat16"),
     examples=0.5,
 )
 RESNET_OFFSET = Case(
@@ -277,7 +265,6 @@ RESNET_OFFSET = Case(
     implementation=_i,
     inputs=_resnet_inputs(True),
     build=_build(_resnet_ctor),
-    dtypes=("float32",),
     examples=0.34,
 )
 
@@ -312,7 +299,6 @@ DOWN_BLOCK = Case(
             (("num_layers", 2), ("resnet_groups", 4), ("compress_time", bool(s["compress_time"]))),
         )
     ),
-    dtypes=("float32",),
     examples=0.34,
 )
 MID_BLOCK = Case(
@@ -327,7 +313,6 @@ MID_BLOCK = Case(
             (("num_layers", 2), ("resnet_groups", 4), ("spatial_norm_dim", 4)),
         )
     ),
-    dtypes=("float32",),
     examples=0.34,
 )
 UP_BLOCK = Case(
@@ -347,7 +332,6 @@ UP_BLOCK = Case(
             ),
         )
     ),
-    dtypes=("float32",),
     examples=0.34,
 )
 
@@ -380,7 +364,6 @@ ENCODER = Case(
     implementation=_i,
     inputs=_model_inputs((1, 3, 9, 16, 16)),
     build=_build(lambda s: ("CogVideoXEncoder3D", (TINY,), ())),
-    dtypes=("float32", "bfloat16"),
     examples=0.17,
 )
 DECODER = Case(
@@ -389,7 +372,6 @@ DECODER = Case(
     implementation=_i,
     inputs=_model_inputs((1, 4, 3, 8, 8), fraction_offset=False),
     build=_build(lambda s: ("CogVideoXDecoder3D", (TINY,), ())),
-    dtypes=("float32", "bfloat16"),
     examples=0.17,
 )
 
@@ -418,7 +400,6 @@ def _vae_case(
         implementation=i,
         inputs=_model_inputs(shape, fraction_offset=method == "encode"),
         build=_build(lambda s: ("AutoencoderKLCogVideoX", (config,), ())),
-        dtypes=("float32",),
         examples=examples,
     )
 
@@ -449,7 +430,6 @@ CAUSAL_CONV_CHUNKED = Case(
         _activations((1, 4, 7, 6, 6), offset=False),
     ),
     build=_build(_conv_ctor),
-    dtypes=("float32",),
     examples=0.5,
 )
 
