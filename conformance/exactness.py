@@ -96,17 +96,7 @@ def assert_within(
         a_np = to_numpy(a)
         leaf_dtype = dtype or (a_np.dtype.name if a_np.dtype.kind == "f" else "float32")
         m = compare_leaf(path, e, a_np, scale=scale)
-        got = (
-            "severe"
-            if m.problem
-            else table.classify(
-                m.mae_norm,
-                m.max_norm,
-                leaf_dtype,
-                bitwise_equal=m.bitwise_equal,
-                nonfinite_agree=not m.nonfinite_mismatch,
-            )
-        )
+        got = table.classify_leaf(m, leaf_dtype)
         if tier_rank(got) > tier_rank(tier):
             raise AssertionError(
                 f"{path}: reached {got!r}, required {tier!r} ({scale} scale, {leaf_dtype}): normalized MAE "

@@ -108,17 +108,7 @@ def localize(
         if convert is not None:
             act = convert(name, act)
         m = compare_leaf(name, np.asarray(ref), act, scale=scale)
-        tier = (
-            "severe"
-            if m.problem
-            else table.classify(
-                m.mae_norm,
-                m.max_norm,
-                dtype,
-                bitwise_equal=m.bitwise_equal,
-                nonfinite_agree=not m.nonfinite_mismatch,
-            )
-        )
+        tier = table.classify_leaf(m, dtype)
         req = required(name) if callable(required) else required
         rows.append(
             LayerError(

@@ -235,18 +235,7 @@ def compare(
             continue
         leaves.append(compare_leaf(path, r_np, a_np, scale=spec.scale, element_bound=element_bound))
 
-    tiers = [
-        "severe"
-        if leaf.problem
-        else table.classify(
-            leaf.mae_norm,
-            leaf.max_norm,
-            dtype,
-            bitwise_equal=leaf.bitwise_equal,
-            nonfinite_agree=not leaf.nonfinite_mismatch,
-        )
-        for leaf in leaves
-    ]
+    tiers = [table.classify_leaf(leaf, dtype) for leaf in leaves]
     tier = max(tiers, key=tier_rank) if tiers else "exact"
     if problems:
         tier = "severe"

@@ -164,6 +164,18 @@ class TierTable:
                 return tier
         return "severe"
 
+    def classify_leaf(self, leaf: Any, dtype: str) -> str:
+        """The tier of one compared leaf (`conformance.metrics.LeafMetrics`): severe on a structural problem."""
+        if leaf.problem:
+            return "severe"
+        return self.classify(
+            leaf.mae_norm,
+            leaf.max_norm,
+            dtype,
+            bitwise_equal=leaf.bitwise_equal,
+            nonfinite_agree=not leaf.nonfinite_mismatch,
+        )
+
     # -- requirements ----------------------------------------------------------------------------
 
     def case(self, name: str) -> CaseSpec:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +61,17 @@ def table() -> TierTable:
 @pytest.fixture
 def table_factory() -> Callable[..., TierTable]:
     return make_table
+
+
+def run_selftest_suite(
+    tmp: Path, suite: str, table: str, out: str, *args: str, profile: str = "dev", workers: str = "0"
+) -> tuple[int, str, Path]:
+    """Write a self-test suite and its tier table into ``tmp`` and run it through ``python -m conformance run``
+    in a subprocess: (exit status, output, report directory)."""
+    (tmp / "test_selftest_suite.py").write_text(suite)
+    (tmp / "tiers.toml").write_text(table)
+    cmd = [sys.executable, "-m", "conformance", "run", "--suite", str(tmp / "test_selftest_suite.py")]
+    cmd += ["--subsystem", "selftest", "--tiers", str(tmp / "tiers.toml"), "--profile", profile]
+    cmd += ["--out", str(tmp / out), "-n", workers, *args, "-p", "no:cacheprovider"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, cwd=tmp)
+    return proc.returncode, proc.stdout + proc.stderr, tmp / out

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conformance import recorder, report
-from tests.conftest import BASE_TOML
+from tests.conftest import BASE_TOML, run_selftest_suite
 
 SUITE = """
 import numpy as np
@@ -62,36 +62,7 @@ required = [["numpy", "*", "float64", "perfect"]]
 def run_cli(
     tmp: Path, *, broken: bool = False, table: str = TABLE, workers: str = "0"
 ) -> tuple[int, str, Path]:
-    (tmp / "test_selftest_suite.py").write_text(SUITE.format(broken=broken))
-    (tmp / "tiers.toml").write_text(table)
-    out = tmp / "report"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance",
-            "run",
-            "--suite",
-            str(tmp / "test_selftest_suite.py"),
-            "--subsystem",
-            "selftest",
-            "--tiers",
-            str(tmp / "tiers.toml"),
-            "--profile",
-            "dev",
-            "--out",
-            str(out),
-            "-n",
-            workers,
-            "-p",
-            "no:cacheprovider",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return proc.returncode, proc.stdout + proc.stderr, out
+    return run_selftest_suite(tmp, SUITE.format(broken=broken), table, "report", workers=workers)
 
 
 @pytest.fixture(scope="module")

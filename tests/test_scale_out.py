@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conformance import diff, merge, report, shards
-from tests.conftest import BASE_TOML
+from tests.conftest import BASE_TOML, run_selftest_suite
 
 SUITE = """
 import numpy as np
@@ -78,18 +78,9 @@ COSTS = {
 
 
 def run(tmp: Path, name: str, *, shard: str | None = None, broken: bool = False, profile: str = "ci"):
-    suite = tmp / "test_selftest_suite.py"
-    suite.write_text(SUITE.format(broken=broken))
-    (tmp / "tiers.toml").write_text(TABLE)
     (tmp / "costs.json").write_text(json.dumps({"costs": COSTS}))
-    out = tmp / name
-    cmd = [sys.executable, "-m", "conformance", "run", "--suite", str(suite), "--subsystem", "selftest"]
-    cmd += ["--tiers", str(tmp / "tiers.toml"), "--profile", profile, "--out", str(out), "-n", "0"]
-    cmd += ["--costs", str(tmp / "costs.json"), "-p", "no:cacheprovider", f"--rootdir={tmp}"]
-    if shard:
-        cmd += ["--shard", shard]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, cwd=tmp)
-    return proc.returncode, proc.stdout + proc.stderr, out
+    args = ["--costs", str(tmp / "costs.json"), f"--rootdir={tmp}", *(["--shard", shard] if shard else [])]
+    return run_selftest_suite(tmp, SUITE.format(broken=broken), TABLE, name, *args, profile=profile)
 
 
 @pytest.fixture(scope="module")

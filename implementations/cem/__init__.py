@@ -14,18 +14,6 @@ from typing import Any
 
 from contracts.cem.config import DEFAULT_CONFIGS, TASKS, CEMConfig, CEMInputError
 
-_PLANNER = (
-    "cem_iteration",
-    "elite_update",
-    "interp",
-    "optimize",
-    "optimize_key",
-    "policy_knots",
-    "rollout",
-    "sample_knots",
-    "warm_start",
-)
-
 __all__ = [
     "DEFAULT_CONFIGS",
     "TASKS",
@@ -41,6 +29,9 @@ __all__ = [
     "sample_knots",
     "warm_start",
 ]
+_PLANNER = frozenset(
+    __all__[4:]
+)  # the planner's names, imported from implementations.cem.planner on first use
 
 
 def __getattr__(name: str) -> Any:
