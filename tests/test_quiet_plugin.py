@@ -7,16 +7,26 @@ import os
 import subprocess
 import sys
 
+from conformance.profiles import PROFILES
+
 PROBE = """
 import sys
 
 
 def test_probe(pytestconfig):
-    assert pytestconfig.pluginmanager.hasplugin("conformance"), "the entry-point plugin is loaded"
+    loaded = pytestconfig.pluginmanager.hasplugin("conformance")
     heavy = [m for m in ("numpy", "jax", "torch", "scipy", "conformance.parity", "conformance.recorder") if m in sys.modules]
     from hypothesis import settings
 
-    print("PROBE", "heavy=" + ",".join(heavy), "profile=" + str(settings._current_profile))
+    active = settings.default
+    print(
+        "PROBE",
+        "plugin=" + str(loaded),
+        "heavy=" + ",".join(heavy),
+        "profile=" + str(settings._current_profile),
+        "max_examples=" + str(active.max_examples),
+        "derandomize=" + str(active.derandomize),
+    )
 """
 
 
@@ -48,11 +58,25 @@ def _run(tmp_path, *args: str) -> str:
     return next(line for line in proc.stdout.splitlines() if line.startswith("PROBE"))
 
 
+def _settings_part(line: str) -> str:
+    return line.split("heavy=", 1)[1].split(" ", 1)[1]
+
+
 def test_an_unrelated_session_stays_quiet(tmp_path) -> None:
     line = _run(tmp_path)
-    assert "heavy= " in line + " " and "profile=ci" not in line, line
+    assert "plugin=True" in line and "heavy= " in line, line
+    # Hypothesis itself picks its built-in profile named "ci" where a CI environment variable is set, so the
+    # profile in force must be compared with a session that has the plugin switched off, not with a name.
+    without = _run(tmp_path, "-p", "no:conformance")
+    assert "plugin=False" in without, without
+    assert _settings_part(line) == _settings_part(without), (line, without)
 
 
 def test_a_parity_session_is_configured(tmp_path) -> None:
     line = _run(tmp_path, f"--conformance-report={tmp_path / 'report'}")
-    assert "jax" in line and "profile=ci" in line, line
+    assert "plugin=True" in line and "jax" in line, line
+    assert (
+        "profile=ci" in line
+        and f"max_examples={PROFILES['ci']['max_examples']}" in line
+        and "derandomize=True" in line
+    ), line

@@ -168,7 +168,9 @@ def test_partition_is_a_deterministic_balanced_cover() -> None:
 def test_the_shipped_cost_table_covers_the_suite() -> None:
     costs = shards.load_costs()
     assert len(costs) > 300 and all(v >= 0 for v in costs.values())
-    assert any(k.startswith("conformance/gcm/test_parity.py::") for k in costs)
+    # the generic parity test's cells, and a subsystem's own test module
+    assert any(k.startswith("conformance/test_parity.py::test_parity[gcm.") for k in costs)
+    assert any(k.startswith("conformance/vae/") for k in costs)
 
 
 # -- merge -------------------------------------------------------------------------------------------------
