@@ -161,27 +161,6 @@ def _time(fn, repeats: int) -> float:
     return timer.seconds(fn, rounds=repeats, sample_s=0.0)
 
 
-def matmul_peak() -> dict:
-    import jax
-    import jax.numpy as jnp
-    import torch
-
-    out = {}
-    for n in (1024, 2048):
-        a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-        ja = jnp.asarray(a)
-        f = jax.jit(lambda x: jnp.dot(x, x, precision="highest"))
-        out[f"jax_dot_{n}"] = 2 * n**3 / _time(lambda f=f, ja=ja: f(ja).block_until_ready(), 5) / 1e9
-        ta = torch.from_numpy(a)
-        default_threads = torch.get_num_threads()
-        for threads in sorted({1, default_threads}):
-            torch.set_num_threads(threads)
-            out[f"torch_mm_{n}_t{threads}"] = 2 * n**3 / _time(lambda ta=ta: torch.mm(ta, ta), 5) / 1e9
-        torch.set_num_threads(default_threads)
-    out["peak_gflops"] = max(out.values())
-    return out
-
-
 def learned_problem(
     hidden: tuple[int, ...] = (128, 128),
 ) -> tuple[dict, Callable[[], Any], Callable[[], Any]]:
@@ -335,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         results["cold_start"] = cold_start(art, 30)
         results["steady_pendulum"] = steady_state(art, calls)
     results["learned"] = learned_vs_torch(10 if args.quick else 30)
-    results["matmul"] = matmul_peak()
+    results["matmul"] = timer.matmul_peak()
     results["learned"]["fraction_of_matmul_peak"] = (
         results["learned"]["jax_gflops"] / results["matmul"]["peak_gflops"]
     )

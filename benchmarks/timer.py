@@ -106,3 +106,40 @@ def calls(fn: Callable[[], Any], n: int) -> list[float]:
             if enabled:
                 gc.enable()
     return out
+
+
+def threads() -> dict[str, int]:
+    """The thread counts every runtime of a benchmark runs with (stated beside its figures): PyTorch's intra-op
+    threads and the cores XLA:CPU's thread pool uses (one per core this process may run on)."""
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {"cores": cores, "torch_intra_op": torch.get_num_threads(), "xla_cpu_pool": cores}
+
+
+def matmul_peak(sizes: tuple[int, ...] = (1024, 2048)) -> dict[str, float]:
+    """This machine's float32 matmul throughput in GFLOP/s, measured now (JAX at 'highest' precision, PyTorch at
+    one thread and at its default): ``peak_gflops`` is the best of them, the yardstick of compute-bound rows."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+
+    out: dict[str, float] = {}
+    dot = jax.jit(lambda x: jnp.dot(x, x, precision="highest"))
+    for n in sizes:
+        a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+        ja = jnp.asarray(a)
+        out[f"jax_dot_{n}"] = 2 * n**3 / seconds(lambda ja=ja: dot(ja).block_until_ready(), rounds=5) / 1e9
+        ta = torch.from_numpy(a)
+        default_threads = torch.get_num_threads()
+        try:
+            for t in sorted({1, default_threads}):
+                torch.set_num_threads(t)
+                out[f"torch_mm_{n}_t{t}"] = 2 * n**3 / seconds(lambda ta=ta: torch.mm(ta, ta), rounds=5) / 1e9
+        finally:
+            torch.set_num_threads(default_threads)
+    out["peak_gflops"] = max(out.values())
+    return out
