@@ -14,7 +14,7 @@ Standalone: ``python -m benchmarks.anomaly`` prints the ratios table (one proces
 
 from __future__ import annotations
 
-import statistics
+import functools
 import tempfile
 import time
 from functools import cache
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import coldstart
+from benchmarks import coldstart, timer
 from contracts.anomaly.artifacts import FORMATS
 from contracts.anomaly.artifacts import RUNTIMES as ARTIFACT_RUNTIMES
 
@@ -92,36 +92,16 @@ def latency(name: str, B: int, repeats: int = 30) -> float:
     """Median seconds per call after warm-up (outputs are host arrays or blocked JAX arrays)."""
     fn = runner(name)
     W = _windows(B)
-    for _ in range(3):
-        fn(W)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(W)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return timer.seconds(lambda: fn(W), rounds=repeats, sample_s=0.0, warmup=3)
 
 
 def speedup_vs_torch_eager(name: str, B: int, rounds: int = 9, sample_s: float = 0.02) -> float:
-    """Median torch-eager time / median ``name`` time per call; samples of about ``sample_s`` each,
-    interleaved (the order alternating between rounds) so that background load hits both sides alike."""
-    fns = {k: runner(k) for k in ("torch-eager", name)}
+    """Median torch-eager time / median ``name`` time per call, their samples interleaved (`benchmarks.timer`)
+    so that background load hits both sides alike."""
     W = _windows(B)
-    numbers = {}
-    for k, fn in fns.items():
-        for _ in range(3):
-            fn(W)
-        t0 = time.perf_counter()
-        fn(W)
-        numbers[k] = max(1, int(sample_s / max(time.perf_counter() - t0, 1e-6)))
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for r in range(rounds):
-        for k in fns if r % 2 == 0 else reversed(list(fns)):
-            t0 = time.perf_counter()
-            for _ in range(numbers[k]):
-                fns[k](W)
-            samples[k].append((time.perf_counter() - t0) / numbers[k])
-    return statistics.median(samples["torch-eager"]) / statistics.median(samples[name])
+    fns = {k: functools.partial(runner(k), W) for k in ("torch-eager", name)}
+    t = timer.measure(fns, rounds=rounds, sample_s=sample_s, warmup=3)
+    return t["torch-eager"].median / t[name].median
 
 
 def parity_tier(name: str, B: int) -> tuple[str, str | None]:
@@ -253,19 +233,45 @@ class TrackExport(_Cached):
         return cached["exports"][2]["jax"]
 
 
+def best_times(B: int, rounds: int = 7) -> dict[str, tuple[float, int]]:
+    """Per runtime: (median seconds per call, PyTorch intra-op threads) at its best PyTorch thread setting (one
+    thread or one per core; the torch runtimes depend on it, the others are measured at both too), all the
+    runtimes interleaved in one `benchmarks.timer` measurement per setting."""
+    import torch
+
+    W = _windows(B)
+    fns = {name: functools.partial(runner(name), W) for name in RUNTIMES}
+    default = torch.get_num_threads()
+    best: dict[str, tuple[float, int]] = {}
+    try:
+        for threads in sorted({1, timer.threads()["cores"]}):
+            torch.set_num_threads(threads)
+            for name, t in timer.measure(fns, rounds=rounds, sample_s=0.05, warmup=3).items():
+                if name not in best or t.median < best[name][0]:
+                    best[name] = (t.median, threads)
+    finally:
+        torch.set_num_threads(default)
+    return best
+
+
 def main() -> None:
     from conformance import precision
 
     precision.apply()
     _, _, seconds = _setup()
+    th = timer.threads()
     print("export seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
-    base = {B: latency("torch-eager", B) for B in BATCHES}
-    print(f"{'runtime':<14}" + "".join(f"{'B=' + str(B) + ' ms':>12}{'speedup':>9}" for B in BATCHES))
+    print(
+        f"{th['cores']} cores; XLA:CPU pool {th['xla_cpu_pool']} threads, onnxruntime intra-op default (one per "
+        "core); each runtime at its best PyTorch thread setting (threads in brackets)"
+    )
+    times = {B: best_times(B) for B in BATCHES}
+    print(f"{'runtime':<14}" + "".join(f"{'B=' + str(B) + ' ms':>16}{'speedup':>9}" for B in BATCHES))
     for name in RUNTIMES:
         row = f"{name:<14}"
         for B in BATCHES:
-            t = base[B] if name == "torch-eager" else latency(name, B)
-            row += f"{1e3 * t:>12.3f}{base[B] / t:>8.2f}x"
+            t, threads = times[B][name]
+            row += f"{1e3 * t:>12.3f} [{threads}]{times[B]['torch-eager'][0] / t:>8.2f}x"
         if name != "torch-eager":
             row += "   tier " + "/".join(parity_tier(name, B)[0] for B in BATCHES)
         print(row)

@@ -1,13 +1,16 @@
 """Benchmarks of the VAE subsystem: the Flax NNX port (`implementations.vae`) against the PyTorch reference
-(`reference.vae`), float32 on the CPU, tiny2 configuration (random weights, converted to NNX).
+(`reference.vae`), float32 on the CPU (random weights, converted to NNX).
 
 - ``python -m benchmarks.vae [--json PATH] [--quick]`` measures, in ONE process (plus two fresh
   subprocesses for memory), and prints one table:
-  - ``decode jit vs eager``: ``AutoencoderKLCogVideoX.decode`` (each frame batch one call of the jitted
-    module function) against the same call under ``jax.disable_jit()`` (target >= 10x; the seed reports
-    112x on TPU);
-  - ``decode jit vs torch``: the same decode against the torch reference in eager mode, float32,
-    ``torch.no_grad`` (target >= 1.0x);
+  - one row per entry of `ROWS`: the public ``decode`` / ``encode`` of the JAX port (jitted frame batches)
+    against PyTorch eager (``torch.no_grad``), both float32, each at its best stated thread setting (PyTorch's
+    default intra-op threads, one per core; XLA:CPU's pool, one per core), for tiny2 at the test size, tiny2
+    on a small (dispatch-bound) latent and the real CogVideoX widths; with the FLOPs of one call (PyTorch's
+    FLOP counter: convolutions and matmuls), the GFLOP/s each side reaches and the JAX side's share of this
+    machine's float32 matmul peak measured in the same run (target: JAX >= PyTorch on every row);
+  - ``jit vs eager``: the tiny2 decode jitted against the same call under ``jax.disable_jit()`` (reported;
+    op-by-op dispatch on a CPU is not a target);
   - ``tiled decode peak memory``: a latent of 4x the tile area decoded with tiling vs one tile untiled,
     each in a fresh subprocess, both warmed up first; the peak RSS above the pre-call RSS (VmHWM reset
     through /proc/self/clear_refs) (target <= 1.5x);
@@ -20,7 +23,9 @@
   judged as the ``vae.decode.frame_batched`` case (a decode that became fast by becoming wrong shows here);
   ``TrackTiled``: the tiled-decode peak memory ratio and the compile time of a 3 x 3 over a 2 x 2 tile grid.
 
-Always ``block_until_ready``; medians of interleaved samples. The machine is shared: judge ratios.
+Always ``block_until_ready``; medians of interleaved samples (`benchmarks.timer`). On a shared machine judge
+ratios: PyTorch's OpenMP pool collapses when the cores are oversubscribed (a decode measured 40x slower while
+another process kept both cores busy).
 """
 
 from __future__ import annotations
