@@ -1,7 +1,12 @@
 """The `jax.export` AOT pipeline (`implementations.cem.export` from the reference's weights,
-`implementations.cem.runtime`): bit-for-bit equal to the jitted pipeline, no compilation on the first call
-after load, planner state carried between calls, and every bad-input path (missing, truncated, corrupted or
-incompatible artifacts and weights; bad states) a clear, specific error."""
+`implementations.cem.runtime`): bit-for-bit equal to the jitted pipeline, the same controls and planner state
+as the PyTorch reference run through the pipeline's contract (warm start at a time other than 0, noise from
+the key, state carried between calls), no compilation on the first call after load, and every bad-input path
+(missing, truncated, corrupted or incompatible artifacts and weights; bad states) a clear, specific error.
+
+The artifacts use continuous splines: the pipeline's first call places the policy's knots at the very times
+where the warm start re-interpolates them, a tie that a zero-order lookup resolves by rounding (see
+`conformance.cem.cases`), while a continuous spline is insensitive to it."""
 
 from __future__ import annotations
 
@@ -12,21 +17,32 @@ import re
 import shutil
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
+import torch
 
+import reference.cem as ref
 from conformance import assert_parity, compiles
+from conformance.cem.cases import ELITE_MARGIN, STATE_BOX, key_noise
 from conformance.exactness import Exactness, assert_bitwise
 from contracts.cem.config import CEMConfig, CEMInputError
 from contracts.cem.networks import WEIGHTS_MANIFEST, read_weights_manifest
 from contracts.common import sha256_file
 from implementations.cem import export, networks, runtime
+from reference.cem import networks as ref_networks
 from reference.cem.weights import write_weights
 
 SMALL = {
-    "pendulum": CEMConfig(task="pendulum", num_samples=32, num_elites=6, sigma_start=0.5, iterations=2),
+    "pendulum": CEMConfig(
+        task="pendulum", num_samples=32, num_elites=6, sigma_start=0.5, iterations=2, spline_type="linear"
+    ),
     "learned": CEMConfig(task="learned", num_samples=32, num_elites=6, sigma_start=0.5, spline_type="cubic"),
+    "pointmass": CEMConfig(
+        task="pointmass", num_samples=32, num_elites=6, sigma_start=0.5, sigma_min=0.1, spline_type="linear"
+    ),
 }
+EXPORT_SEED = 3
 HIDDEN = {"dynamics_hidden": (16, 16), "policy_hidden": (16, 16)}
 
 
@@ -42,7 +58,7 @@ def _export(task: str, out: Path, *, seed: int = 0, fit_seconds: float = 0.0, **
 def artifact(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     task = request.param
     out = tmp_path_factory.mktemp(f"aot-{task}") / "artifact"
-    return _export(task, out, seed=3)
+    return _export(task, out, seed=EXPORT_SEED)
 
 
 def _refuse_pickle(*_a: object, **_k: object) -> None:
@@ -77,7 +93,7 @@ def loaded(artifact: Path) -> Loaded:
 @pytest.fixture(scope="module")
 def base_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("aot-base") / "artifact"
-    return _export("pendulum", out, seed=3)
+    return _export("pendulum", out, seed=EXPORT_SEED)
 
 
 @pytest.fixture
@@ -116,12 +132,98 @@ def test_exported_pipeline_equals_jit_bit_for_bit(artifact: Path, loaded: Loaded
     p = loaded.pipeline
     p.reset()
     dynamics, policy = _weights(artifact, p.config)
-    jitted = export.jit_pipeline(p.config, dynamics, policy, replan_steps=p.replan_steps, key=3)
+    jitted = export.jit_pipeline(p.config, dynamics, policy, replan_steps=p.replan_steps, key=EXPORT_SEED)
     expected, actual = _drive(jitted), _drive(p)
     assert_bitwise(expected["key"], actual["key"], why=f"{Exactness.ORDER_INDEPENDENT}: integer PRNG keys")
     floats = {k: v for k, v in actual.items() if k != "key"}
     assert_parity(
         "cem.aot.pipeline", {k: expected[k] for k in floats}, floats, backend="jax-export", dtype="float32"
+    )
+
+
+# The reference drive: the first call at t = 1.3 s (not 0: the warm start must place the policy's knots at
+# the current time), then every 0.04 s (two plant steps), from states spread over the task's box.
+DRIVE_START, DRIVE_PERIOD, DRIVE_CALLS = 1.3, 0.04, 4
+
+
+def _drive_states(config: CEMConfig, seed: int) -> list[np.ndarray]:
+    lo, hi = STATE_BOX[config.task]
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(lo, hi).astype(np.float32) for _ in range(DRIVE_CALLS)]
+
+
+def _reference_pipeline(
+    config: CEMConfig, dynamics: dict | None, policy: dict, replan_steps: int, seed: int
+) -> tuple[dict[str, np.ndarray], list[float]]:
+    """The pipeline's contract run with the PyTorch reference (float32): the policy's knots placed at the
+    first call's time; each call warm-starts and optimizes with the noise of the carried key (`key_noise`);
+    the controls are the mean spline at ``t + k dt``. Returns the outputs of every call and the elite-cut
+    margins of every iteration (the comparison is meaningful only where they are clear)."""
+    dyn = None if dynamics is None else {k: torch.from_numpy(v) for k, v in dynamics.items()}
+    pol = {k: torch.from_numpy(v) for k, v in policy.items()}
+    offsets = ref.planner.knot_offsets(config, torch.float32).numpy()
+    key = np.asarray(jax.random.key_data(jax.random.key(EXPORT_SEED, impl="threefry2x32")), np.uint32)
+    out: dict[str, list[np.ndarray]] = {"controls": [], "tk": [], "mean": [], "std": [], "key": []}
+    margins: list[float] = []
+    tk = mean = std = None
+    for i, x in enumerate(_drive_states(config, seed)):
+        t = np.float32(DRIVE_START + DRIVE_PERIOD * i)
+        if i == 0:
+            mean = ref_networks.policy_knots(pol, torch.from_numpy(x), config)
+            tk = torch.from_numpy(offsets + t)
+            std = torch.full((config.num_knots, config.spec.nu), config.sigma_start)
+        noise, next_key = key_noise(key, config, np.float32)
+        tk, mean = ref.warm_start(t, tk, mean, config)
+        for it in range(config.iterations):
+            res = ref.cem_iteration(torch.from_numpy(x), tk, mean, std, noise[it], config, dyn)
+            total = np.sort(res["costs"].sum(1).numpy())
+            margins.append(
+                float((total[config.num_elites] - total[config.num_elites - 1]) / np.abs(total).max())
+            )
+            mean, std = res["mean"], res["std"]
+        key = next_key
+        tq = (t + np.arange(replan_steps, dtype=np.float32) * np.float32(config.spec.dt)).astype(np.float32)
+        out["controls"].append(
+            ref.interp(torch.from_numpy(tq), tk, mean[None], config.spline_type)[0].numpy()
+        )
+        for k, v in (("tk", tk), ("mean", mean), ("std", std)):
+            out[k].append(v.numpy())
+        out["key"].append(key)
+    return {k: np.stack(v) for k, v in out.items()}, margins
+
+
+@pytest.mark.parity_cases("cem.aot.reference")
+def test_exported_pipeline_follows_the_reference(artifact: Path, loaded: Loaded) -> None:
+    """The deployed artifact against the PyTorch reference, call by call: same controls and carried planner
+    state, the first call at t = 1.3 s. A port that warm-starts at time 0, resets std, queries the controls
+    from time 0, splits or uses its key otherwise, or lays out its knots otherwise, fails here (the jitted
+    pipeline, built from the same code, would not tell)."""
+    p = loaded.pipeline
+    p.reset()
+    dynamics, policy = _weights(artifact, p.config)
+    # The first drive (states seed) whose elite cuts all have a clear margin: at a near-tie the two sides may
+    # keep different elites, which is no defect (`test_near_ties.py`).
+    for seed in range(30):
+        expected, margins = _reference_pipeline(p.config, dynamics, policy, p.replan_steps, seed)
+        if min(margins) > ELITE_MARGIN:
+            break
+    else:
+        pytest.fail(f"no drive with clear elite cuts among 30 state seeds (last margins {margins})")
+    actual: dict[str, list[np.ndarray]] = {k: [] for k in expected}
+    for i, x in enumerate(_drive_states(p.config, seed)):
+        actual["controls"].append(p.predict_controls(x, DRIVE_START + DRIVE_PERIOD * i))
+        for k in ("tk", "mean", "std", "key"):
+            actual[k].append(getattr(p.state, k))
+    p.reset()
+    got = {k: np.stack(v) for k, v in actual.items()}
+    assert_bitwise(expected["key"], got["key"], why=f"{Exactness.ORDER_INDEPENDENT}: integer PRNG keys")
+    floats = [k for k in expected if k != "key"]
+    assert_parity(
+        "cem.aot.reference",
+        {k: expected[k] for k in floats},
+        {k: got[k] for k in floats},
+        backend="jax-export",
+        dtype="float32",
     )
 
 
@@ -303,7 +405,7 @@ def test_artifact_carries_its_weights_and_reexports_to_the_same_modules(
     manifest = json.loads((base_artifact / runtime.MANIFEST).read_text())
     assert {WEIGHTS_MANIFEST, "policy.safetensors"} <= set(manifest["files"])
     weights = read_weights_manifest(base_artifact)
-    assert weights.task == "pendulum" and weights.seed == 3 and weights.config == SMALL["pendulum"]
+    assert weights.task == "pendulum" and weights.seed == EXPORT_SEED and weights.config == SMALL["pendulum"]
     again = export.export_weights(base_artifact, tmp_path / "again")
     for name in runtime.FUNCTIONS:
         assert _module_text(again / f"{name}.jax") == _module_text(base_artifact / f"{name}.jax"), name

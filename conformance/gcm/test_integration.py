@@ -1,8 +1,11 @@
 """Parity of a 100-step integration: the JAX model (float64 and float32) against the NumPy model in float64.
 
 One integration per dtype from the default initial state; every state field is compared after steps 1, 10
-and 100 (cases ``gcm.integrate.step1/10/100``), and the error after every step is recorded as a series for
-the report's plot, so a port whose error grows faster than the reference's own rounding shows it.
+and 100 (cases ``gcm.integrate.step1/10/100``), and so is the increment that the step made to each field
+there (cases ``gcm.integrate.tendency.step1/10/100``, judged on the increment's own range: one step moves
+t_surf by a few 1e-5 of its range, so an error of a few percent in a tendency is invisible in the states).
+The error after every step is recorded as a series for the report's plot, so a port whose error grows faster
+than the reference's own rounding shows it.
 """
 
 from __future__ import annotations
@@ -51,7 +54,19 @@ def implementation_run(dtype: str) -> list[dict[str, np.ndarray]]:
     return states
 
 
-@pytest.mark.parity_cases("gcm.integrate.step1", "gcm.integrate.step10", "gcm.integrate.step100")
+def _increments(states: list[dict[str, np.ndarray]] | tuple[dict[str, np.ndarray], ...], n: int) -> dict:
+    """What step ``n`` added to each field (in the fields' dtype)."""
+    return {k: states[n][k] - states[n - 1][k] for k in states[n]}
+
+
+@pytest.mark.parity_cases(
+    "gcm.integrate.step1",
+    "gcm.integrate.step10",
+    "gcm.integrate.step100",
+    "gcm.integrate.tendency.step1",
+    "gcm.integrate.tendency.step10",
+    "gcm.integrate.tendency.step100",
+)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_integration_parity_at_steps_1_10_100(dtype: str) -> None:
     expected = reference_run()
@@ -84,6 +99,16 @@ def test_integration_parity_at_steps_1_10_100(dtype: str) -> None:
             try:
                 assert_parity(
                     f"gcm.integrate.step{n}", expected[n], actual[n], backend="jax-jit", dtype=dtype
+                )
+            except ParityError as exc:
+                failures.append(str(exc))
+            try:
+                assert_parity(
+                    f"gcm.integrate.tendency.step{n}",
+                    _increments(expected, n),
+                    _increments(actual, n),
+                    backend="jax-jit",
+                    dtype=dtype,
                 )
             except ParityError as exc:
                 failures.append(str(exc))

@@ -65,6 +65,17 @@ TASKS: dict[str, TaskSpec] = {
         (0.0, 0.0),
         "pendulum swing-up whose dynamics is an MLP (PyTorch, safetensors) fitted to the analytic pendulum",
     ),
+    "pointmass": TaskSpec(
+        "pointmass",
+        4,
+        2,
+        -2.0,
+        2.0,
+        0.02,
+        (1.0, -0.5, 0.0, 0.0),
+        "planar point mass driven to the origin by two forces, state (x, y, x_dot, y_dot), control (f_x, f_y); "
+        "the drag and the control costs differ per axis, so the two inputs are not interchangeable",
+    ),
 }
 
 
@@ -158,6 +169,9 @@ DEFAULT_CONFIGS: dict[str, CEMConfig] = {
         iterations=2,
     ),
     "learned": CEMConfig(task="learned", num_samples=256, num_elites=16, sigma_start=2.0, sigma_min=0.1),
+    "pointmass": CEMConfig(
+        task="pointmass", num_samples=256, num_elites=16, sigma_start=1.0, spline_type="linear"
+    ),
 }
 
 

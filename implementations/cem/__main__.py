@@ -5,7 +5,7 @@
     python -m implementations.cem simulate DIR --duration S [--plot PATH] [--cache-dir D]
 
 ``export`` needs the networks' weights, which the PyTorch reference writes (``python -m reference.cem weights
---task pendulum|cartpole|learned --out WEIGHTS``; an artifact directory holds its own weights too).
+--task pendulum|cartpole|learned|pointmass --out WEIGHTS``; an artifact directory holds its own weights too).
 ``bench`` is the seed's benchmark mode: load time, the first call against the steady state, per-call
 statistics (mean, std, coefficient of variation, Hz) of the total and of the CEM stage. ``simulate`` runs the
 planner in closed loop on the task's own dynamics (the plant is the JAX task step, the same model the

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import jax.numpy as jnp
 
-from contracts.cem.tasks import CARTPOLE, PENDULUM, G
+from contracts.cem.tasks import CARTPOLE, PENDULUM, POINTMASS, G
 
 
 def mlp(weights: Mapping[str, jnp.ndarray], x):
@@ -37,6 +37,11 @@ def step(task: str, x, u, dt: float, weights=None):
         xd1 = xd + dt * xdd
         thd1 = thd + dt * thdd
         return jnp.stack([x[0] + dt * xd1, th + dt * thd1, xd1, thd1])
+    if task == "pointmass":
+        inv_m, bx, by = 1.0 / POINTMASS["m"], POINTMASS["bx"], POINTMASS["by"]
+        vx = x[2] + dt * (u[0] * inv_m - bx * x[2])
+        vy = x[3] + dt * (u[1] * inv_m - by * x[3])
+        return jnp.stack([x[0] + dt * vx, x[1] + dt * vy, vx, vy])
     if task == "learned":
         feats = jnp.stack([jnp.sin(x[0]), jnp.cos(x[0]), x[1], u[0]])
         return x + dt * mlp(weights, feats)
@@ -67,6 +72,14 @@ def running_cost(task: str, x, u):
             + 0.01 * x[3] * x[3]
             + 1e-4 * u[0] * u[0]
         )
+    if task == "pointmass":
+        return (
+            x[0] * x[0]
+            + x[1] * x[1]
+            + 0.1 * (x[2] * x[2] + x[3] * x[3])
+            + 0.01 * u[0] * u[0]
+            + 0.02 * u[1] * u[1]
+        )
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -75,4 +88,6 @@ def terminal_cost(task: str, x):
         return 20.0 * _half_cos_sq(x[0]) + 0.1 * x[1] * x[1]
     if task == "cartpole":
         return x[0] * x[0] + 20.0 * _half_sin_sq(x[1]) + 0.1 * (x[2] * x[2] + x[3] * x[3])
+    if task == "pointmass":
+        return 10.0 * (x[0] * x[0] + x[1] * x[1]) + x[2] * x[2] + x[3] * x[3]
     raise ValueError(f"unknown task {task!r}")

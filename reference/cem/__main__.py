@@ -1,6 +1,6 @@
 """Command line of the CEM reference's weights (`reference.cem.weights`):
 
-    python -m reference.cem weights --task pendulum|cartpole|learned --out DIR [--seed N] [--fit-seconds S]
+    python -m reference.cem weights --task pendulum|cartpole|learned|pointmass --out DIR [--seed N] [--fit-seconds S]
 
 writes the task's PyTorch networks (policy; dynamics MLP for the learned task, fitted for ``--fit-seconds``)
 as safetensors with their manifest, for ``python -m implementations.cem export --weights DIR``. Exit status 2
