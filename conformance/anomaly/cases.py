@@ -6,7 +6,8 @@ The weights are real: a short deterministic training run (`reference.anomaly.tra
 per process; each backend exports it once (`conformance.anomaly.backends`). Windows are (B, L=16, D=8) float32
 with B from a few buckets (bounded JAX compilations, and batch sizes other than the export example's 2).
 Near-constant windows (tiny per-variate spread around an offset) are ill-conditioned for every backend (the
-LayerNorm over L divides by that spread) and are their own case with their own tier.
+LayerNorm over L divides by that spread) and are their own case with their own tier. Explicit examples (batches
+of 3 and 8 with offset means; the extremes of the near-constant distribution) run first in every profile.
 """
 
 from __future__ import annotations
@@ -142,12 +143,29 @@ def near_constant_windows(dtype: str) -> st.SearchStrategy[Inputs]:
     )
 
 
+def _window(B: int, seed: int, offset: float, spread: float) -> np.ndarray:
+    """A deterministic window for an explicit example: ``offset + spread * N(0, 1)`` per element, float64."""
+    return offset + spread * np.random.default_rng(seed).standard_normal((B, SMALL.L, SMALL.D))
+
+
+def main_explicit(dtype: str) -> list[Inputs]:
+    """Batches of 3 and 8 (several samples, so anything that mixes samples shows), with offset means."""
+    return [{"W": _window(3, 0, 1.5, 2.0)}, {"W": _window(8, 1, -0.5, 1.0)}]
+
+
+def near_constant_explicit(dtype: str) -> list[Inputs]:
+    """Offset 5 with a spread of 1e-3, and offset -3 with 1e-2: the extremes of the case's distribution."""
+    return [{"W": _window(3, 2, 5.0, 1e-3)}, {"W": _window(8, 3, -3.0, 1e-2)}]
+
+
 DETECT = Case(
     name="anomaly.detect",
     reference=LazyReference(_trained_path),
     implementation=LazyPort(_trained_path),
     inputs=main_windows,
     reference_dtype="float32",
+    examples=0.84,
+    explicit=main_explicit,
 )
 
 NEAR_CONSTANT = Case(
@@ -156,7 +174,8 @@ NEAR_CONSTANT = Case(
     implementation=LazyPort(_trained_path),
     inputs=near_constant_windows,
     reference_dtype="float32",
-    examples=0.5,
+    examples=0.34,
+    explicit=near_constant_explicit,
 )
 
 DETECT_MLP = Case(
@@ -165,7 +184,8 @@ DETECT_MLP = Case(
     implementation=LazyPort(mlp_checkpoint),
     inputs=main_windows,
     reference_dtype="float32",
-    examples=0.5,
+    examples=0.34,
+    explicit=main_explicit,
 )
 
 register(DETECT, NEAR_CONSTANT, DETECT_MLP)

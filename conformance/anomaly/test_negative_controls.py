@@ -1,112 +1,185 @@
-"""Negative controls: the anomaly cases must catch the porting and export defects the spec lists.
+"""Negative controls: under the profile CI runs, the anomaly cases catch the porting and export defects the spec
+lists.
 
-Each mutant is the port or the reference with one realistic defect (tanh GELU, Flax's LayerNorm eps 1e-6 or
-its fast variance, a weight left unconverted: D1, sample 0 fed to every sample: D5, a positional encoding
-indexed by batch position: D6, a "MSE < 1e-3" gate: D7). The case's own oracle (`conformance.compare` with
-the tier table) must judge each below its required tier, or the property test must fail on it.
+Each control makes the shared JAX port (the `Detector` the cases call) run one realistic defect: tanh GELU,
+Flax's LayerNorm eps 1e-6 or its fast variance, a weight left at its initial value (D1), sample 0's encoding
+decoded for every sample (D5), a positional encoding indexed by batch position (D6). It then runs the case's
+own parity check exactly as the generic parity test runs it (the active profile's explicit examples and
+derandomized draws, the case's oracle and required tier) and passes only if that check fails. Shrinking is
+skipped, nothing is recorded for the report, and the port is restored afterwards. The cases' explicit examples
+(batches of 3 and 8, the extremes of the near-constant windows) catch each defect at once.
+
+The same defects, and many more, are source patches in the mutation catalogue (`conformance.anomaly.catalogue`,
+run by ``python -m conformance mutate``). Two checks of the tier table itself close the file: D7 (an error the
+original "MSE < 1e-3" gate passes fails the required tiers) and the grad mode that TorchScript's exact tier needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import math
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 from flax import nnx
+from hypothesis import Phase, settings
 
 import implementations.anomaly.model as port_model
-from conformance import compare, precision
+from conformance import cases, compare, precision, recorder
+from conformance.anomaly import cases as anomaly_cases
 from conformance.anomaly.conftest import windows
-from conformance.anomaly.test_properties import batch_invariance_gap
 from conformance.exactness import Exactness, assert_bitwise
+from conformance.parity import ParityError
 from reference.anomaly.model import detect as ref_detect
 
 
-def _judge(case: str, ref_model, fn, W: np.ndarray, backend: str = "jax-jit"):
-    expected = tuple(t.numpy() for t in ref_detect(ref_model, W))
-    with precision.for_dtype("float32"):
-        return compare(
-            expected, tuple(np.asarray(x) for x in fn(W)), case=case, backend=backend, dtype="float32"
-        )
+@contextlib.contextmanager
+def ci_check_without_shrinking() -> Iterator[None]:
+    """The active Hypothesis profile minus its shrink phase (the same examples, in the same order), with the
+    report's recorder detached (a control's failures are expected, not parity results) and a fresh record of
+    the input signatures each case has compiled for (a mutant compiles its own program)."""
+    name = settings.get_current_profile_name()
+    parent = settings.get_profile(name)
+    settings.register_profile(
+        f"{name}-control", parent=parent, phases=[p for p in parent.phases if p is not Phase.shrink]
+    )
+    rec, seen = recorder.current(), cases._SEEN
+    settings.load_profile(f"{name}-control")
+    recorder.install(None)
+    cases._SEEN = {}
+    try:
+        yield
+    finally:
+        cases._SEEN = seen
+        recorder.install(rec)
+        settings.load_profile(name)
 
 
-def _eager_port(port):
-    graphdef, state, _ = port._load()
-    return nnx.clone(nnx.merge(graphdef, state))  # a copy: mutants must not touch the shared port's weights
+def assert_the_check_fails(check: Callable[[], None]) -> ParityError:
+    """Run a parity check that must fail below its tier; return the (first) `ParityError`."""
+    try:
+        check()
+    except ParityError as exc:
+        return exc
+    except BaseExceptionGroup as group:  # several explicit examples failed
+        matched, rest = group.split(ParityError)
+        if matched is None or rest is not None:
+            raise
+        return matched.exceptions[0]  # type: ignore[return-value]
+    pytest.fail("the case's check passed with the defect injected: the suite cannot see this defect")
 
 
-def test_the_port_itself_passes(ref_model, port) -> None:
-    W = windows(3, 0) * 2
-    assert _judge("anomaly.detect", ref_model, _eager_port(port), W).passed
+# -- running a mutant through the cases' own port ----------------------------------------------------------
 
 
-def test_tanh_gelu_is_caught(ref_model, port, monkeypatch) -> None:
-    monkeypatch.setattr(port_model, "gelu", lambda x: __import__("jax").nn.gelu(x, approximate=True))
-    res = _judge("anomaly.detect", ref_model, _eager_port(port), windows(3, 0) * 2)
-    assert not res.passed, res.message()
+def _run_mutant(
+    monkeypatch: pytest.MonkeyPatch,
+    case_name: str,
+    *,
+    model: Callable[[nnx.Module], None] | None = None,
+    call: Callable[[nnx.GraphDef, Any, jax.Array], Any] | None = None,
+) -> ParityError:
+    """Make the case's `Detector` run a mutant, then run the case's check, which must fail.
+
+    ``model`` edits a copy of the port (its static attributes or weights); ``call`` replaces the jitted
+    ``(graphdef, params, W) -> (O1, score)``. The port is traced afresh either way, so defects patched into
+    the port's module are seen too; monkeypatch restores the shared port afterwards.
+    """
+    case = cases.get(case_name)
+    detector = anomaly_cases._port(str(case.implementation.checkpoint))
+    graphdef, params, cfg = detector._load()
+    if model is not None:
+        mutated = nnx.clone(nnx.merge(graphdef, params))
+        model(mutated)
+        graphdef, state = nnx.split(mutated)
+        params = nnx.to_pure_dict(state)
+    monkeypatch.setattr(detector, "_split", (graphdef, params, cfg))
+    monkeypatch.setattr(detector, "_apply", jax.jit(partial(call or port_model._merge_call, graphdef)))
+    precision.apply()
+    with ci_check_without_shrinking():
+        err = assert_the_check_fails(lambda: cases.check(case, "float32", "jax-jit"))
+    assert err.result.case == case_name
+    return err
 
 
-@pytest.mark.parametrize("attr, value", [("epsilon", 1e-6), ("use_fast_variance", True)])
-def test_flax_layernorm_defaults_are_caught(ref_model, port, attr, value) -> None:
+def _layer_norms(attr: str, value: Any) -> Callable[[nnx.Module], None]:
+    def edit(model: nnx.Module) -> None:
+        for _, node in nnx.iter_graph(model):
+            if isinstance(node, nnx.LayerNorm):
+                setattr(node, attr, value)
+
+    return edit
+
+
+def test_tanh_gelu_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(port_model, "gelu", lambda x: jax.nn.gelu(x, approximate=True))
+    _run_mutant(monkeypatch, "anomaly.detect")
+
+
+@pytest.mark.parametrize(("attr", "value"), [("epsilon", 1e-6), ("use_fast_variance", True)])
+def test_flax_layernorm_defaults_are_caught(monkeypatch: pytest.MonkeyPatch, attr: str, value: Any) -> None:
     """Flax's LayerNorm defaults matter where the per-variate variance over L is small against eps or against
     the squared mean: the near-constant case catches both. (On well-conditioned windows eps 1e-6 moves the
     trained detector's O1 by ~1e-4 only, inside the main case's tier, as the spec's 4.6e-5 on random inputs.)"""
-    model = _eager_port(port)
-    for _, node in nnx.iter_graph(model):
-        if isinstance(node, nnx.LayerNorm):
-            setattr(node, attr, value)
-    rng = np.random.default_rng(1)
-    W = (5.0 + 1e-3 * rng.standard_normal((3, 16, 8))).astype(
-        np.float32
-    )  # offset 5, spread 1e-3: in the case
-    res = _judge("anomaly.detect.near_constant", ref_model, model, W)
-    assert not res.passed, res.message()
+    _run_mutant(monkeypatch, "anomaly.detect.near_constant", model=_layer_norms(attr, value))
 
 
-def test_a_dropped_weight_is_caught(ref_model, port) -> None:
+def test_a_dropped_weight_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """D1: a tensor left at its initial value (what strict=False loading does silently)."""
-    model = _eager_port(port)
-    fresh = port_model.build(model.cfg, seed=123)
-    model.encoder.layers[1].linear1.kernel.set_value(fresh.encoder.layers[1].linear1.kernel.get_value())
-    res = _judge("anomaly.detect", ref_model, model, windows(3, 0) * 2)
-    assert res.tier in ("attention", "severe", "warning"), res.message()
+
+    def drop(model: nnx.Module) -> None:
+        fresh = port_model.build(model.cfg, seed=123)
+        model.encoder.layers[1].linear1.kernel.set_value(fresh.encoder.layers[1].linear1.kernel.get_value())
+
+    err = _run_mutant(monkeypatch, "anomaly.detect", model=drop)
+    assert err.result.tier in ("warning", "attention", "severe"), err.result.message()
 
 
-def _mixing(ref_model):
-    """D5: the wrapper took sample 0 of the encoder output for every sample."""
-
-    def fn(W):
-        with torch.no_grad():
-            x = torch.from_numpy(W)
-            h = ref_model.encoder(x)[0]
-            O1 = ref_model.dec1(h[:1].expand_as(h)) + x
-            return O1.numpy(), (O1 - x).abs().mean(dim=(1, 2)).numpy()
-
-    return fn
+def _sample_zero(graphdef: nnx.GraphDef, params: Any, W: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """D5: the wrapper's ``encoder(W)[0]`` indexed a tensor: sample 0's encoding decoded for every sample."""
+    model = nnx.merge(graphdef, params)
+    O1 = model.dec1(model.encoder(W)[0][:1]) + W
+    return O1, jnp.mean(jnp.abs(O1 - W), axis=(1, 2))
 
 
-def _batch_pe(ref_model):
-    """D6: a positional encoding indexed by the position of the sample in the batch."""
-
-    def fn(W):
-        with torch.no_grad():
-            x = torch.from_numpy(W)
-            b, t = torch.arange(x.shape[0])[:, None, None], torch.arange(x.shape[1])[None, :, None]
-            pe = 0.1 * torch.sin((b + 1) * t.float() / 3.0)
-            O1 = ref_model.dec1(ref_model.encoder(x + pe)[0]) + x
-            return O1.numpy(), (O1 - x).abs().mean(dim=(1, 2)).numpy()
-
-    return fn
+def _batch_position_pe(graphdef: nnx.GraphDef, params: Any, W: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """D6: a sinusoidal positional encoding over the batch axis (a (T, B, E) table added batch-first)."""
+    model = nnx.merge(graphdef, params)
+    B, L = W.shape[:2]
+    freq = jnp.exp(-math.log(10000.0) * (jnp.arange(L) // 2 * 2) / L)
+    pe = jnp.sin(jnp.arange(B, dtype=W.dtype)[:, None, None] * freq[None, :, None] + 0.5)
+    h_time, _ = model.encoder(W + 0.1 * pe)
+    O1 = model.dec1(h_time) + W
+    return O1, jnp.mean(jnp.abs(O1 - W), axis=(1, 2))
 
 
-@pytest.mark.parametrize("mutant", [_mixing, _batch_pe], ids=["D5-sample-mixing", "D6-batch-position-pe"])
-def test_sample_mixing_is_caught(ref_model, mutant) -> None:
-    fn = mutant(ref_model)
-    W = windows(4, 2) * 2
-    assert batch_invariance_gap(fn, W) > 1e-3
-    res = _judge("anomaly.detect", ref_model, fn, W, backend="torch-export")
-    assert not res.passed, res.message()
+@pytest.mark.parametrize(
+    "call", [_sample_zero, _batch_position_pe], ids=["D5-sample-zero", "D6-batch-position-pe"]
+)
+def test_sample_mixing_is_caught(monkeypatch: pytest.MonkeyPatch, call: Callable[..., Any]) -> None:
+    _run_mutant(monkeypatch, "anomaly.detect", call=call)
+
+
+def test_the_unmutated_port_passes_the_same_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sanity of the controls: the same fresh trace of the unmutated port passes (so the controls test the
+    defect, not the mechanism)."""
+    case = cases.get("anomaly.detect")
+    detector = anomaly_cases._port(str(case.implementation.checkpoint))
+    graphdef = detector._load()[0]
+    monkeypatch.setattr(detector, "_apply", jax.jit(partial(port_model._merge_call, graphdef)))
+    precision.apply()
+    with ci_check_without_shrinking():
+        cases.check(case, "float32", "jax-jit")
+
+
+# -- the tier table ---------------------------------------------------------------------------------------
 
 
 def test_the_original_mse_gate_is_too_loose(ref_model) -> None:

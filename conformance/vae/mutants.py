@@ -1,7 +1,9 @@
-"""Realistic porting defects of the NNX VAE (the spec's pitfalls 1-5, as the seed and the yangwhale port made
-them), as patches of `implementations.vae.layers`: used by the negative controls and by the localizer's
-``--mutant`` option. Each patch is (owner, attribute, replacement); apply them with `patched` (which also
-disables jit, so the swapped function is traced)."""
+"""Realistic porting defects of the NNX VAE (GroupNorm's variance, ddof, eps and statistics dtype, the
+compress-time reshape, SAME padding, half-pixel nearest resizing, a two-frame T == 1 upsample), as patches of
+`implementations.vae.layers`: used by the negative controls and by the localizer's ``--mutant`` option. Each
+patch is (owner, attribute, replacement); apply them with `patched` (which also disables jit, so the swapped
+function is traced). The same defects are source patches in the mutation catalogue
+(`conformance.vae.catalogue`, ids ``vae.<key>``)."""
 
 from __future__ import annotations
 
@@ -34,6 +36,19 @@ def _gn_unbiased(x, scale, bias, num_groups, eps):
     mean = jnp.mean(xg, axis=(1, 3), keepdims=True)
     var = jnp.var(xg, axis=(1, 3), keepdims=True, ddof=1)
     return ((xg - mean) * jax.lax.rsqrt(var + eps)).reshape(x.shape) * scale + bias
+
+
+def _gn_bf16_statistics(x, scale, bias, num_groups, eps):
+    """Statistics and normalization in the input dtype: bfloat16 under bfloat16, instead of float32."""
+    dtype = x.dtype
+    b, c = x.shape[0], x.shape[-1]
+    xg = x.reshape(b, -1, num_groups, c // num_groups)
+    hi = jnp.mean(xg, axis=(1, 3), keepdims=True)
+    d = xg - hi
+    d = d - jnp.mean(d, axis=(1, 3), keepdims=True)
+    var = jnp.mean(d * d, axis=(1, 3), keepdims=True)
+    y = (d * jax.lax.rsqrt(var + jnp.asarray(eps, dtype))).reshape(x.shape)
+    return (y * scale.astype(dtype) + bias.astype(dtype)).astype(dtype)
 
 
 def _gn_eps_1e5(x, scale, bias, num_groups, eps):
@@ -97,6 +112,7 @@ PATCHES: dict[str, list[Patch]] = {
     "fast-variance": [(L, "group_norm", _gn_fast_variance)],
     "unbiased-variance": [(L, "group_norm", _gn_unbiased)],
     "eps-1e-5": [(L, "group_norm", _gn_eps_1e5)],
+    "gn-bf16-statistics": [(L, "group_norm", _gn_bf16_statistics)],
     "no-transpose": [(L, "compress_time_avg", _compress_time_no_transpose)],
     "same-padding": [(L.CogVideoXDownsample3D, "__call__", _downsample_same)],
     "half-pixel-nearest": [(L, "resize_nearest", _resize_half_pixel)],

@@ -1,78 +1,90 @@
-"""Negative controls: the VAE cases must catch each porting defect the spec measured (pitfalls 1-5).
+"""Negative controls: under the profile CI runs, the VAE cases catch each porting defect the spec measured.
 
-Each mutant swaps one function of the NNX port for a realistic wrong version (the yangwhale/seed defects):
-GroupNorm variance as E[x^2] - E[x]^2 in float32 (nnx's fast variance), the unbiased variance, torch's
-default eps 1e-5, the compress-time reshape without its transpose, SAME padding in the k3/s2 downsampler,
-half-pixel nearest resize, and two frames from a T == 1 upsample. For each, Hypothesis searches the
-case's own input distribution for an example that the case's oracle (scale, required tier, max guard)
-judges below its tier. The mutants run eagerly (jax.disable_jit) so that the swapped function is traced.
+Each control injects one defect of `conformance.vae.mutants` into the port (a function replacement, run eagerly
+so that the replacement is traced) and runs the case's own parity check exactly as the generic parity test runs
+it: the active profile's explicit examples and derandomized draws, the case's oracle and required tier. The
+control passes only if that check fails. Shrinking is skipped (it only minimises the failing example), and
+nothing is recorded for the report. The case's explicit examples cover each defect's branch, so a control stops
+at its first example or two.
+
+The same defects, and many more, are source patches in the mutation catalogue (`conformance.vae.catalogue`, run
+by ``python -m conformance mutate``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterator
 
-import numpy as np
 import pytest
-from hypothesis import find, settings
+from hypothesis import Phase, settings
 
-from conformance import cases, compare, precision
-from conformance.strategies import cast_floats
+from conformance import cases, precision, recorder
+from conformance.parity import ParityError
 from conformance.vae.mutants import PATCHES, patched
 
-M = PATCHES
-# (case, defect, [(owner, attribute, replacement)])
-MUTANTS: list[tuple[str, str, list[tuple[Any, str, Callable[..., Any]]]]] = [
-    ("vae.group_norm.offset", "GroupNorm variance E[x^2] - E[x]^2 in float32", M["fast-variance"]),
-    ("vae.group_norm", "GroupNorm unbiased variance", M["unbiased-variance"]),
-    ("vae.group_norm", "GroupNorm eps 1e-5 for 1e-6", M["eps-1e-5"]),
-    ("vae.resnet_block3d.offset", "GroupNorm fast variance inside a block", M["fast-variance"]),
-    ("vae.downsample3d", "compress-time reshape without the transpose", M["no-transpose"]),
-    ("vae.down_block3d", "compress-time reshape without the transpose, inside a block", M["no-transpose"]),
-    ("vae.downsample3d", "SAME padding in the k3/s2 downsampler", M["same-padding"]),
-    ("vae.spatial_norm3d", "half-pixel nearest resize", M["half-pixel-nearest"]),
-    ("vae.upsample3d", "T == 1 upsample makes two frames", M["t1-two-frames"]),
+# (case, defect): the defect is a key of PATCHES
+CONTROLS: list[tuple[str, str]] = [
+    ("vae.group_norm.offset", "fast-variance"),
+    ("vae.resnet_block3d.offset", "fast-variance"),
+    ("vae.group_norm", "unbiased-variance"),
+    ("vae.group_norm", "eps-1e-5"),
+    ("vae.group_norm.bf16_rounding", "gn-bf16-statistics"),
+    ("vae.downsample3d", "no-transpose"),
+    ("vae.down_block3d", "no-transpose"),
+    ("vae.downsample3d", "same-padding"),
+    ("vae.spatial_norm3d", "half-pixel-nearest"),
+    ("vae.upsample3d", "t1-two-frames"),
 ]
 
 
-def _judge(case: cases.Case, spec: dict[str, Any], patches: list) -> bool:
-    """Whether the case's oracle fails the (mutated) float32 implementation on ``spec``."""
-    impl_spec = cast_floats(spec, "float32")
-    ref_spec = cast_floats(impl_spec, case.reference_dtype)
-    with precision.for_dtype("float32"):
-        expected = case.reference(**case.kwargs(ref_spec))
-        with patched(patches):
-            actual = case.implementation(**case.kwargs(impl_spec))
-        result = compare(expected, actual, case=case.name, backend="jax-jit", dtype="float32")
-    return not result.passed
+@contextlib.contextmanager
+def ci_check_without_shrinking() -> Iterator[None]:
+    """The active Hypothesis profile minus its shrink phase (the same examples, in the same order), with the
+    report's recorder detached (a control's failures are expected, not parity results) and a fresh record of
+    the input signatures each case has compiled for (an eager mutant compiles its own ops)."""
+    name = settings.get_current_profile_name()
+    parent = settings.get_profile(name)
+    settings.register_profile(
+        f"{name}-control", parent=parent, phases=[p for p in parent.phases if p is not Phase.shrink]
+    )
+    rec, seen = recorder.current(), cases._SEEN
+    settings.load_profile(f"{name}-control")
+    recorder.install(None)
+    cases._SEEN = {}
+    try:
+        yield
+    finally:
+        cases._SEEN = seen
+        recorder.install(rec)
+        settings.load_profile(name)
 
 
-@pytest.mark.parametrize(
-    ("case_name", "defect", "patches"), MUTANTS, ids=[f"{c}: {d}" for c, d, _ in MUTANTS]
-)
-def test_the_case_catches_the_defect(case_name: str, defect: str, patches: list) -> None:
+def assert_the_check_fails(check: Callable[[], None]) -> ParityError:
+    """Run a parity check that must fail below its tier; return the (first) `ParityError`."""
+    try:
+        check()
+    except ParityError as exc:
+        return exc
+    except BaseExceptionGroup as group:  # several explicit examples failed
+        matched, rest = group.split(ParityError)
+        if matched is None or rest is not None:
+            raise
+        return matched.exceptions[0]  # type: ignore[return-value]
+    pytest.fail("the case's check passed with the defect injected: the suite cannot see this defect")
+
+
+@pytest.mark.parametrize(("case_name", "defect"), CONTROLS, ids=[f"{c}: {d}" for c, d in CONTROLS])
+def test_the_ci_check_catches_the_defect(case_name: str, defect: str) -> None:
     precision.apply()
     case = cases.get(case_name)
-    example = find(
-        case.inputs("float32"),
-        lambda spec: _judge(case, spec, patches),
-        settings=settings(max_examples=30, database=None, deadline=None),
-    )
-    assert example is not None
+    with ci_check_without_shrinking(), patched(PATCHES[defect]):
+        err = assert_the_check_fails(lambda: cases.check(case, "float32", "jax-jit"))
+    assert err.result.case == case_name
 
 
-def test_the_unmutated_port_passes_the_same_judge() -> None:
-    """Sanity of the harness: with no mutant the same eager judge passes (so the controls test the defect)."""
+def test_the_unmutated_port_passes_the_same_eager_check() -> None:
+    """Sanity of the controls: with no defect the same eager check passes (so the controls test the defect)."""
     precision.apply()
-    case = cases.get("vae.group_norm.offset")
-    rng = np.random.default_rng(0)
-    spec = {
-        "seed": 1,
-        "wdtype": "float32",
-        "channels": 16,
-        "groups": 4,
-        "x": 30.0 + 0.05 * rng.standard_normal((2, 16, 5, 8, 8)),
-    }
-    assert not _judge(case, spec, [])
-    assert _judge(case, spec, M["fast-variance"])
+    with ci_check_without_shrinking(), patched([]):
+        cases.check(cases.get("vae.group_norm.offset"), "float32", "jax-jit")
