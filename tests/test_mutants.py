@@ -3,6 +3,8 @@ unique, kinds are known."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from conformance import mutate, subsystems
 
 
@@ -13,3 +15,10 @@ def test_every_catalogued_mutant_applies_to_the_code_as_it_is() -> None:
         assert m.path.startswith("implementations/"), f"{m.id}: mutants patch the ports, not {m.path}"
         assert text.count(m.old) == 1, f"{m.id}: its old text occurs {text.count(m.old)} times in {m.path}"
         assert m.subsystem in subsystems.names(), m.id
+
+
+def test_each_subsystem_has_a_catalogue_of_at_least_ten() -> None:
+    counts = Counter(m.subsystem for m in mutate.catalogue())
+    assert {s: counts.get(s, 0) for s in subsystems.names()} == {
+        s: max(counts.get(s, 0), 10) for s in subsystems.names()
+    }, counts
