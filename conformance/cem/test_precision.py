@@ -41,11 +41,6 @@ def _flat_functions() -> dict:
     return export.flat_functions(CONFIG, dynamics, policy, replan_steps=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CEM port's MLP products (implementations.cem.tasks.mlp) leave their precision to "
-    "jax_default_matmul_precision: TF32 on a GPU that does not pin it",
-)
 @pytest.mark.parametrize("name", ["policy", "optimize"])
 def test_the_deployed_functions_request_highest_precision_themselves(name: str) -> None:
     fn, specs = _flat_functions()[name]

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import jax
 import jax.numpy as jnp
 
 from contracts.cem.tasks import CARTPOLE, PENDULUM, POINTMASS, G
 
 
 def mlp(weights: Mapping[str, jnp.ndarray], x):
-    """tanh MLP over ``layers.{i}.weight`` (out, in) / ``layers.{i}.bias``: y = x W^T + b."""
+    """tanh MLP over ``layers.{i}.weight`` (out, in) / ``layers.{i}.bias``: y = x W^T + b.
+
+    The products ask for full float32 precision themselves (``Precision.HIGHEST``), so a deployed artifact does
+    not depend on the caller pinning ``jax_default_matmul_precision`` (a GPU would otherwise use TF32)."""
     n = len([k for k in weights if k.endswith(".weight")])
     for i in range(n):
-        x = x @ weights[f"layers.{i}.weight"].T + weights[f"layers.{i}.bias"]
+        w = weights[f"layers.{i}.weight"]
+        x = jnp.matmul(x, w.T, precision=jax.lax.Precision.HIGHEST) + weights[f"layers.{i}.bias"]
         if i < n - 1:
             x = jnp.tanh(x)
     return x
