@@ -19,6 +19,9 @@ ILL_CONDITIONED = {
     # normalized MAE on the ci draws): the conditioning, not the port, sets this floor
     ("gcm.advect_semilag.poles", "float32"): "warning",
     ("gcm.map_coordinates.order3", "float64"): "excellent",
+    # the rel scale divides by the mean |output|, which a draw can make small: one 0.7-ulp error (of the input's
+    # magnitude) crossed the perfect max guard under XLA SSE4_2
+    ("gcm.map_coordinates.order3", "float32"): "excellent",
     ("gcm.evaporation", "float32"): "excellent",
     ("gcm.integrate.step10", "float32"): "excellent",
     ("gcm.integrate.step100", "float32"): "excellent",
