@@ -207,8 +207,11 @@ def judge(m: Mutant, code: int, output: str, seconds: float) -> Outcome:
     }
     if code == 0:
         return Outcome(**base, status="survived")
-    if code == 1:
-        return Outcome(**base, status="killed", killer=_killer(output))
+    # pytest-xdist reports a -x stop as "Interrupted" (exit 2) after the failing test: still a kill when a test
+    # failed (not an error of collection, which has no FAILED line)
+    killer = _killer(output)
+    if code == 1 or (code == 2 and killer is not None and output.count("\nFAILED ") > 0):
+        return Outcome(**base, status="killed", killer=killer)
     if code == -1:  # a mutant that hangs the suite is caught (by the CI time limit), but say so
         return Outcome(**base, status="killed", killer="timeout", detail=output[-400:])
     return Outcome(**base, status="invalid", detail=f"pytest exit {code}: " + output[-800:])
