@@ -26,7 +26,9 @@ def test_each_subsystem_has_a_catalogue_of_at_least_ten() -> None:
 
 def test_a_failed_test_kills_even_when_xdist_reports_the_stop_as_interrupted() -> None:
     m = mutate.catalogue()[0]
-    failed = "x\nFAILED conformance/test_parity.py::test_parity[a]\n!!! xdist.dsession.Interrupted: stopping\n"
+    failed = (
+        "x\nFAILED conformance/test_parity.py::test_parity[a]\n!!! xdist.dsession.Interrupted: stopping\n"
+    )
     assert mutate.judge(m, 2, failed, 1.0).status == "killed"
     assert mutate.judge(m, 2, failed, 1.0).killer == "conformance/test_parity.py::test_parity[a]"
     assert mutate.judge(m, 2, "ERROR collecting conformance/x.py\n", 1.0).status == "invalid"
