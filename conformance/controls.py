@@ -19,18 +19,21 @@ caught there is caught by the profile that gates merges. Nothing is recorded for
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import re
 import sys
 import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import Phase, settings
 
-from conformance import backends, cases, precision
+from conformance import backends, cases, precision, recorder
 from conformance.mutate import ROOT, Mutant
-from conformance.parity import ParityResult, compare
+from conformance.parity import ParityError, ParityResult, compare
 from conformance.strategies import cast_floats
 
 
@@ -172,3 +175,39 @@ def dot_precisions(lowered_text: str) -> list[tuple[str, str]]:
             m = _DOT.search(line)
             out.append((m.group(1), m.group(2)) if m else ("DEFAULT", "DEFAULT"))
     return out
+
+
+@contextlib.contextmanager
+def ci_check_without_shrinking() -> Iterator[None]:
+    """The active Hypothesis profile minus its shrink phase (the same examples, in the same order), with the
+    report's recorder detached (a control's failures are expected, not parity results) and a fresh record of
+    the input signatures each case has compiled for (a mutant compiles its own program or ops)."""
+    name = settings.get_current_profile_name()
+    parent = settings.get_profile(name)
+    settings.register_profile(
+        f"{name}-control", parent=parent, phases=[p for p in parent.phases if p is not Phase.shrink]
+    )
+    rec, seen = recorder.current(), cases._SEEN
+    settings.load_profile(f"{name}-control")
+    recorder.install(None)
+    cases._SEEN = {}
+    try:
+        yield
+    finally:
+        cases._SEEN = seen
+        recorder.install(rec)
+        settings.load_profile(name)
+
+
+def assert_the_check_fails(check: Callable[[], None]) -> ParityError:
+    """Run a parity check that must fail below its tier; return the (first) `ParityError`."""
+    try:
+        check()
+    except ParityError as exc:
+        return exc
+    except BaseExceptionGroup as group:  # several explicit examples failed
+        matched, rest = group.split(ParityError)
+        if matched is None or rest is not None:
+            raise
+        return matched.exceptions[0]  # type: ignore[return-value]
+    pytest.fail("the case's check passed with the defect injected: the suite cannot see this defect")

@@ -16,10 +16,9 @@ original "MSE < 1e-3" gate passes fails the required tiers) and the grad mode th
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -29,52 +28,15 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
-from hypothesis import Phase, settings
 
 import implementations.anomaly.model as port_model
-from conformance import cases, compare, precision, recorder
+from conformance import cases, compare, precision
 from conformance.anomaly import cases as anomaly_cases
 from conformance.anomaly.conftest import windows
+from conformance.controls import assert_the_check_fails, ci_check_without_shrinking
 from conformance.exactness import Exactness, assert_bitwise
 from conformance.parity import ParityError
 from reference.anomaly.model import detect as ref_detect
-
-
-@contextlib.contextmanager
-def ci_check_without_shrinking() -> Iterator[None]:
-    """The active Hypothesis profile minus its shrink phase (the same examples, in the same order), with the
-    report's recorder detached (a control's failures are expected, not parity results) and a fresh record of
-    the input signatures each case has compiled for (a mutant compiles its own program)."""
-    name = settings.get_current_profile_name()
-    parent = settings.get_profile(name)
-    settings.register_profile(
-        f"{name}-control", parent=parent, phases=[p for p in parent.phases if p is not Phase.shrink]
-    )
-    rec, seen = recorder.current(), cases._SEEN
-    settings.load_profile(f"{name}-control")
-    recorder.install(None)
-    cases._SEEN = {}
-    try:
-        yield
-    finally:
-        cases._SEEN = seen
-        recorder.install(rec)
-        settings.load_profile(name)
-
-
-def assert_the_check_fails(check: Callable[[], None]) -> ParityError:
-    """Run a parity check that must fail below its tier; return the (first) `ParityError`."""
-    try:
-        check()
-    except ParityError as exc:
-        return exc
-    except BaseExceptionGroup as group:  # several explicit examples failed
-        matched, rest = group.split(ParityError)
-        if matched is None or rest is not None:
-            raise
-        return matched.exceptions[0]  # type: ignore[return-value]
-    pytest.fail("the case's check passed with the defect injected: the suite cannot see this defect")
-
 
 # -- running a mutant through the cases' own port ----------------------------------------------------------
 

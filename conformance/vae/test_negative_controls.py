@@ -13,14 +13,10 @@ by ``python -m conformance mutate``).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-
 import pytest
-from hypothesis import Phase, settings
 
-from conformance import cases, precision, recorder
-from conformance.parity import ParityError
+from conformance import cases, precision
+from conformance.controls import assert_the_check_fails, ci_check_without_shrinking
 from conformance.vae.mutants import PATCHES, patched
 
 # (case, defect): the defect is a key of PATCHES
@@ -36,42 +32,6 @@ CONTROLS: list[tuple[str, str]] = [
     ("vae.spatial_norm3d", "half-pixel-nearest"),
     ("vae.upsample3d", "t1-two-frames"),
 ]
-
-
-@contextlib.contextmanager
-def ci_check_without_shrinking() -> Iterator[None]:
-    """The active Hypothesis profile minus its shrink phase (the same examples, in the same order), with the
-    report's recorder detached (a control's failures are expected, not parity results) and a fresh record of
-    the input signatures each case has compiled for (an eager mutant compiles its own ops)."""
-    name = settings.get_current_profile_name()
-    parent = settings.get_profile(name)
-    settings.register_profile(
-        f"{name}-control", parent=parent, phases=[p for p in parent.phases if p is not Phase.shrink]
-    )
-    rec, seen = recorder.current(), cases._SEEN
-    settings.load_profile(f"{name}-control")
-    recorder.install(None)
-    cases._SEEN = {}
-    try:
-        yield
-    finally:
-        cases._SEEN = seen
-        recorder.install(rec)
-        settings.load_profile(name)
-
-
-def assert_the_check_fails(check: Callable[[], None]) -> ParityError:
-    """Run a parity check that must fail below its tier; return the (first) `ParityError`."""
-    try:
-        check()
-    except ParityError as exc:
-        return exc
-    except BaseExceptionGroup as group:  # several explicit examples failed
-        matched, rest = group.split(ParityError)
-        if matched is None or rest is not None:
-            raise
-        return matched.exceptions[0]  # type: ignore[return-value]
-    pytest.fail("the case's check passed with the defect injected: the suite cannot see this defect")
 
 
 @pytest.mark.parametrize(("case_name", "defect"), CONTROLS, ids=[f"{c}: {d}" for c, d in CONTROLS])
