@@ -177,6 +177,16 @@ def dot_precisions(lowered_text: str) -> list[tuple[str, str]]:
     return out
 
 
+def assert_explicit_examples_catch(
+    mutant: Mutant, case: str, dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apply ``mutant`` in process and require that at least one explicit example of ``case`` at ``dtype`` is
+    judged below its required tier."""
+    apply_in_process(mutant, monkeypatch)
+    failures = explicit_failures(case, dtype)
+    assert failures, f"{case}[{dtype}]: no explicit example catches {mutant.id} ({mutant.doc})"
+
+
 @contextlib.contextmanager
 def ci_check_without_shrinking() -> Iterator[None]:
     """The active Hypothesis profile minus its shrink phase (the same examples, in the same order), with the

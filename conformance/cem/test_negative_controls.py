@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.cem import catalogue
-from conformance.controls import apply_in_process, explicit_failures
+from conformance.controls import assert_explicit_examples_catch
 
 BY_ID = {m.id: m for m in catalogue.MUTANTS}
 
@@ -38,7 +38,4 @@ CONTROLS = {
 def test_the_case_catches_the_defect_in_its_explicit_examples(
     mutant_id: str, case_dtype: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    case, dtype = case_dtype
-    apply_in_process(BY_ID[mutant_id], monkeypatch)
-    failures = explicit_failures(case, dtype)
-    assert failures, f"{case}[{dtype}]: no explicit example catches {mutant_id} ({BY_ID[mutant_id].doc})"
+    assert_explicit_examples_catch(BY_ID[mutant_id], *case_dtype, monkeypatch)

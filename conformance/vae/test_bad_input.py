@@ -190,3 +190,52 @@ def test_safetensors_checkpoint_loads(tmp_path, state_dict: dict) -> None:
         {k: back[k] for k in state_dict},
         why=f"{Exactness.ORDER_INDEPENDENT}: a copy",
     )
+
+
+def test_a_convolution_over_fewer_frames_than_its_kernel_spans_is_refused() -> None:
+    from implementations.vae.layers import conv3d_by_time_taps
+
+    x = np.zeros((1, 2, 4, 4, 3), np.float32)
+    k = np.zeros((3, 3, 3, 3, 5), np.float32)
+    with pytest.raises(VAEInputError, match="2 frames are fewer than the kernel's time span 3"):
+        conv3d_by_time_taps(x, k, None)
+
+
+def test_apply_conv3d_refuses_padding_it_does_not_compute() -> None:
+    from flax import nnx
+
+    from implementations.vae.layers import apply_conv3d
+
+    conv = nnx.Conv(3, 5, (3, 3, 3), padding="SAME", rngs=nnx.Rngs(0))
+    with pytest.raises(VAEInputError, match="needs padding 'VALID'"):
+        apply_conv3d(conv, np.zeros((1, 3, 4, 4, 3), np.float32))
+
+
+def test_the_time_tap_convolution_is_the_3d_convolution() -> None:
+    """The tap sum against XLA's own 3-D convolution, with a time stride and dilation (within float32 rounding
+    of a different summation order)."""
+    import jax
+
+    from conformance.exactness import assert_within
+    from implementations.vae.layers import conv3d_by_time_taps
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 9, 6, 5, 3)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 3, 3, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    for strides, dil in (((1, 1, 1), 1), ((2, 1, 1), 1), ((1, 1, 1), 2)):
+        want = (
+            jax.lax.conv_general_dilated(
+                x,
+                k,
+                strides,
+                "VALID",
+                rhs_dilation=(dil, 1, 1),
+                dimension_numbers=("NTHWC", "THWIO", "NTHWC"),
+                precision="highest",
+            )
+            + b
+        )
+        got = conv3d_by_time_taps(x, k, b, strides, dil, "highest")
+        assert got.shape == want.shape
+        assert_within(np.asarray(want, np.float64), np.asarray(got), "perfect", dtype="float32")
