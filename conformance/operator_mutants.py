@@ -12,6 +12,7 @@ occurrence) cannot change any result and are excluded from the score, each with 
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import random
@@ -62,18 +63,67 @@ def _cr(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
     return subprocess.run([*exe, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
-def _sample(session: Path, k: int, seed: int) -> list[str]:
-    """Keep ``k`` work items chosen with ``seed``; mark the others skipped. Returns the kept job ids."""
+Span = tuple[int, int, int, int]  # (line, column, end line, end column), lines from 1, columns from 0
+
+
+def annotation_spans(source: str) -> list[Span]:
+    """Where the type annotations of ``source`` are (arguments, returns, annotated assignments).
+
+    Every port module starts with ``from __future__ import annotations``, so annotations are never evaluated:
+    a mutant inside one (``int | None`` -> ``int ** None``) is equivalent by construction. cosmic-ray has no
+    filter for this (its filters work by pragma comment, operator name or git diff), hence this one.
+    """
+    spans: list[Span] = []
+    for node in ast.walk(ast.parse(source)):
+        anns: list[ast.expr | None] = []
+        if isinstance(node, ast.arg):
+            anns.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            anns.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            anns.append(node.annotation)
+        for a in anns:
+            if a is not None:
+                assert a.end_lineno is not None and a.end_col_offset is not None
+                spans.append((a.lineno, a.col_offset, a.end_lineno, a.end_col_offset))
+    return spans
+
+
+def _inside(start: tuple[int, int], end: tuple[int, int], spans: list[Span]) -> bool:
+    return any((s[0], s[1]) <= start and end <= (s[2], s[3]) for s in spans)
+
+
+def _postponed_annotations(source: str) -> bool:
+    return any(
+        isinstance(n, ast.ImportFrom)
+        and n.module == "__future__"
+        and any(a.name == "annotations" for a in n.names)
+        for n in ast.parse(source).body
+    )
+
+
+def _sample(session: Path, k: int, seed: int, root: Path) -> tuple[list[str], int]:
+    """Mark the mutants inside unevaluated annotations skipped, then keep ``k`` of the rest chosen with ``seed``
+    and mark the others skipped. Returns the kept job ids and how many annotation mutants were excluded."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     with use_db(str(session), WorkDB.Mode.open) as db:
-        jobs = sorted(item.job_id for item in db.pending_work_items)
+        spans: dict[Path, list[Span]] = {}
+        jobs, annotated = [], []
+        for item in db.pending_work_items:
+            (m,) = item.mutations
+            if m.module_path not in spans:
+                text = (root / m.module_path).read_text(encoding="utf-8")
+                spans[m.module_path] = annotation_spans(text) if _postponed_annotations(text) else []
+            inside = _inside(tuple(m.start_pos), tuple(m.end_pos), spans[m.module_path])
+            (annotated if inside else jobs).append(item.job_id)
+        jobs.sort()
         keep = set(random.Random(seed).sample(jobs, min(k, len(jobs))))
         db.set_multiple_results(
-            [(j, WorkResult(worker_outcome=WorkerOutcome.SKIPPED)) for j in jobs if j not in keep]
+            [j for j in jobs if j not in keep] + annotated, WorkResult(worker_outcome=WorkerOutcome.SKIPPED)
         )
-    return sorted(keep)
+    return sorted(keep), len(annotated)
 
 
 def _results(session: Path) -> list[dict[str, Any]]:
@@ -98,10 +148,18 @@ def _results(session: Path) -> list[dict[str, Any]]:
                     "line": m.start_pos[0],
                     "outcome": outcome,
                     "equivalent": EQUIVALENT.get(key),
-                    "diff": (result.diff or "")[-600:],
+                    "diff": result.diff or "",
                 }
             )
     return out
+
+
+def _changed_line(diff: str) -> str:
+    """The mutated line of a unified diff (its first added line), trimmed."""
+    for line in diff.splitlines():
+        if line.startswith("+") and not line.startswith("+++"):
+            return line[1:].strip()[:120]
+    return ""
 
 
 def run(
@@ -117,7 +175,6 @@ def run(
         for sub, modules in MODULES.items():
             cfg = tmp / f"{sub}.toml"
             command = mutate.test_command(sub, workers, profile)
-            command[0] = "python"
             cfg.write_text(_config(modules, command, timeout))
             session = tmp / f"{sub}.sqlite"
             init = _cr("init", str(cfg), str(session), cwd=copy, env=env)
@@ -131,8 +188,9 @@ def run(
         grand = sum(totals.values())
         per = {s: max(1, round(n * t / grand)) for s, t in totals.items()}
         outcomes: list[dict[str, Any]] = []
+        annotations: dict[str, int] = {}
         for sub, session in sessions.items():
-            _sample(session, per[sub], seed)
+            _, annotations[sub] = _sample(session, per[sub], seed, copy)
             ran = _cr("exec", str(tmp / f"{sub}.toml"), str(session), cwd=copy, env=env)
             if ran.returncode != 0:
                 raise RuntimeError(f"cosmic-ray exec failed for {sub}:\n{ran.stderr[-2000:]}")
@@ -152,7 +210,7 @@ def run(
             "mutant": o["mutant"],
             "subsystem": o["subsystem"],
             "kind": o["operator"].split("/")[-1],
-            "doc": o["diff"].strip().splitlines()[-1][:120] if o["diff"].strip() else "",
+            "doc": _changed_line(o["diff"]),
             "status": "equivalent" if o["equivalent"] else o["outcome"],
             "killer": None,
             "seconds": "",
@@ -161,6 +219,7 @@ def run(
     ]
     return {
         "population": totals,
+        "annotation_mutants": annotations,
         "sampled": per,
         "seed": seed,
         "score": {
