@@ -262,6 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_mut.add_argument("--seed", type=int, default=0, help="seed of the operator-mutant sample")
     p_mut.add_argument("--list", action="store_true", help="list the catalogue and stop")
+    p_mut.add_argument(
+        "--record",
+        action="store_true",
+        help="fold the scores into conformance/mutation_scores.json, which every parity report shows",
+    )
     p_costs = sub.add_parser("costs", help="write the per-test costs that balance --shard, from reports")
     p_costs.add_argument("dirs", nargs="+")
     p_costs.add_argument("--out", default=str(PACKAGE_DIR / "shard_costs.json"))

@@ -213,6 +213,7 @@ def merge(
         "cases": cases,
         "tests": sorted(tests, key=lambda t: (t["nodeid"], t["source"])),
         "series": series,
+        "mutation": next((doc["mutation"] for doc in docs if doc.get("mutation")), None),
     }
 
 

@@ -14,6 +14,8 @@ catalogue serves any machine and any runner. The copy is made once; the patched 
 mutant. Before the first mutant, the unmutated copy must pass (otherwise every mutant would look killed).
 
 ``--operators N`` adds operator-level mutants sampled by cosmic-ray (`conformance.operator_mutants`).
+``--record`` folds the run into ``conformance/mutation_scores.json`` (per mutant, the latest outcome, with the
+commit and date it was measured at), which every parity report shows as the suite's measured power.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+SCORES = Path(__file__).resolve().parent / "mutation_scores.json"
 # What a mutant may be about (the kinds of porting bugs people really make).
 KINDS = (
     "boundary",
@@ -170,7 +173,7 @@ def test_command(subsystem: str, workers: str, profile: str) -> list[str]:
 _FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
 
 
-def _killer(output: str) -> str | None:
+def killer(output: str) -> str | None:
     m = _FAILED.search(output)
     return m.group(1) if m else None
 
@@ -209,9 +212,9 @@ def judge(m: Mutant, code: int, output: str, seconds: float) -> Outcome:
         return Outcome(**base, status="survived")
     # pytest-xdist reports a -x stop as "Interrupted" (exit 2) after the failing test: still a kill when a test
     # failed (not an error of collection, which has no FAILED line)
-    killer = _killer(output)
-    if code == 1 or (code == 2 and killer is not None and output.count("\nFAILED ") > 0):
-        return Outcome(**base, status="killed", killer=killer)
+    first = killer(output)
+    if code == 1 or (code == 2 and first is not None and output.count("\nFAILED ") > 0):
+        return Outcome(**base, status="killed", killer=first)
     if code == -1:  # a mutant that hangs the suite is caught (by the CI time limit), but say so
         return Outcome(**base, status="killed", killer="timeout", detail=output[-400:])
     return Outcome(**base, status="invalid", detail=f"pytest exit {code}: " + output[-800:])
@@ -280,6 +283,78 @@ def score(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     }
 
 
+def _commit(root: Path = ROOT) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def _scored(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The score of recorded catalogue rows (the shape `score` gives for a run)."""
+    return score([Outcome(**{k: r[k] for k in Outcome.__dataclass_fields__ if k in r}) for r in rows])
+
+
+def record(doc: dict[str, Any], path: Path = SCORES, *, current_ids: Iterable[str] | None = None) -> dict:
+    """Fold a run (`main`'s document, with ``commit`` and ``created``) into the recorded scores at ``path``.
+
+    Catalogue outcomes are kept per mutant: a later run of a mutant replaces its earlier outcome, so the
+    subsystems can be run one at a time; mutants no longer in the catalogue (``current_ids``) are dropped. The
+    operator sample is recorded as a whole (it is one seeded sample). Returns the new record.
+    """
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    rec: dict[str, Any] = {"profile": doc["profile"]}
+    stamp = {"commit": doc.get("commit"), "created": doc.get("created")}
+    rows = {r["mutant"]: r for r in old.get("catalogue", {}).get("outcomes", [])}
+    if "catalogue" in doc:
+        for r in doc["catalogue"]["outcomes"]:
+            rows[r["mutant"]] = {**r, **stamp, "detail": r.get("detail", "")[-300:]}
+    if current_ids is not None:
+        keep = set(current_ids)
+        rows = {k: v for k, v in rows.items() if k in keep}
+    if rows:
+        ordered = sorted(rows.values(), key=lambda r: r["mutant"])
+        rec["catalogue"] = {"score": _scored(ordered), "outcomes": ordered}
+    ops = doc.get("operators") or old.get("operators")
+    if ops:
+        rec["operators"] = {**ops, **({"measured": stamp} if "operators" in doc else {})}
+    from contracts import common
+
+    common.write_text(path, json.dumps(rec, indent=1) + "\n")
+    return rec
+
+
+def recorded(path: Path = SCORES) -> dict[str, Any] | None:
+    """The recorded scores in the compact form a report carries (None when nothing was recorded)."""
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    out: dict[str, Any] = {"profile": rec.get("profile"), "source": f"recorded in {path.name}"}
+    if "catalogue" in rec:
+        rows = rec["catalogue"]["outcomes"]
+        stamps = sorted({(r.get("created") or "?")[:10] for r in rows})
+        out["catalogue"] = {
+            "score": rec["catalogue"]["score"],
+            "measured": f"{stamps[0]}..{stamps[-1]}" if len(stamps) > 1 else stamps[0],
+            "commits": sorted({r.get("commit") or "?" for r in rows}),
+        }
+    if "operators" in rec:
+        ops = rec["operators"]
+        m = ops.get("measured", {})
+        out["operators"] = {
+            "score": ops["score"],
+            "measured": (m.get("created") or "?")[:10],
+            "commits": [m.get("commit") or "?"],
+            "equivalent": ops.get("equivalent", {}),
+            "annotation_mutants": ops.get("annotation_mutants", {}),
+            "population": ops.get("population", {}),
+        }
+    return out
+
+
 def render(doc: dict[str, Any]) -> str:
     lines = ["# Mutation testing", ""]
     for key, title in (
@@ -308,6 +383,17 @@ def render(doc: dict[str, Any]) -> str:
         if part.get("equivalent"):
             lines += ["", "Equivalent mutants (no test can kill them; excluded from the score):", ""]
             lines += [f"- `{k}`: {v}" for k, v in part["equivalent"].items()]
+        if part.get("annotation_mutants"):
+            pop = part.get("population", {})
+            lines += [
+                "",
+                "Mutants inside type annotations are equivalent by construction (the modules postpone the "
+                "evaluation of annotations) and were excluded before sampling: "
+                + ", ".join(
+                    f"{k} {v} of {pop.get(k, '?')}" for k, v in sorted(part["annotation_mutants"].items())
+                )
+                + ".",
+            ]
         lines.append("")
     return "\n".join(lines)
 
@@ -317,12 +403,19 @@ def attach(report_dir: Path, doc: dict[str, Any]) -> None:
     from conformance import report
 
     rep = report.load(report_dir)
-    rep["mutation"] = {
-        k: {"score": v["score"], "survivors": v["score"]["survivors"]}
-        for k, v in doc.items()
-        if k in ("catalogue", "operators") and v
+    mutation: dict[str, Any] = {
+        "profile": doc["profile"],
+        "source": "attached by `conformance mutate --report`",
     }
-    rep["mutation"]["profile"] = doc["profile"]
+    for key in ("catalogue", "operators"):
+        if doc.get(key):
+            mutation[key] = {
+                "score": doc[key]["score"],
+                "measured": (doc.get("created") or "?")[:10],
+                "commits": [doc.get("commit") or "?"],
+                "equivalent": doc[key].get("equivalent", {}),
+            }
+    rep["mutation"] = mutation
     report.write(rep, report_dir)
 
 
@@ -351,7 +444,11 @@ def main(args: Any) -> int:
         doc["operators"] = operator_mutants.run(
             args.operators, seed=args.seed, workers=args.workers, profile=args.profile, timeout=args.timeout
         )
+    doc["commit"] = _commit()
+    doc["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     common.write_text(out / "mutation.json", json.dumps(doc, indent=1) + "\n")
+    if args.record:
+        record(doc, current_ids=[m.id for m in catalogue()])
     common.write_text(out / "mutation.md", render(doc))
     if args.report:
         attach(Path(args.report), doc)

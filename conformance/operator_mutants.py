@@ -149,6 +149,7 @@ def _results(session: Path) -> list[dict[str, Any]]:
                     "outcome": outcome,
                     "equivalent": EQUIVALENT.get(key),
                     "diff": result.diff or "",
+                    "killer": mutate.killer(result.output or ""),
                 }
             )
     return out
@@ -189,6 +190,14 @@ def run(
         per = {s: max(1, round(n * t / grand)) for s, t in totals.items()}
         outcomes: list[dict[str, Any]] = []
         annotations: dict[str, int] = {}
+        for (
+            sub
+        ) in sessions:  # as for the catalogue: if the unmutated suite failed, every mutant would look killed
+            code, out, secs = mutate.run_tests(copy, sub, workers, profile, timeout)
+            if code != 0:
+                raise RuntimeError(
+                    f"the unmutated {sub} suite does not pass in the copy (exit {code}, {secs:.0f} s):\n{out[-3000:]}"
+                )
         for sub, session in sessions.items():
             _, annotations[sub] = _sample(session, per[sub], seed, copy)
             ran = _cr("exec", str(tmp / f"{sub}.toml"), str(session), cwd=copy, env=env)
@@ -212,7 +221,7 @@ def run(
             "kind": o["operator"].split("/")[-1],
             "doc": _changed_line(o["diff"]),
             "status": "equivalent" if o["equivalent"] else o["outcome"],
-            "killer": None,
+            "killer": o["killer"],
             "seconds": "",
         }
         for o in outcomes

@@ -239,7 +239,38 @@ def build(
         "cases": cases,
         "tests": sorted(outcomes, key=lambda o: o["nodeid"]),
         "series": list(merged.get("series", [])),
+        "mutation": _recorded_mutation(),
     }
+
+
+def _recorded_mutation() -> dict[str, Any] | None:
+    from conformance import mutate
+
+    return mutate.recorded()
+
+
+def mutation_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The suite's measured power, one line per part: catalogue and operator sample scores under a profile."""
+    mut = doc.get("mutation") or {}
+    lines = []
+    for key, title in (
+        ("catalogue", "Catalogue of porting mutants"),
+        ("operators", "Sampled operator mutants"),
+    ):
+        part = mut.get(key)
+        if not part:
+            continue
+        s = part["score"]
+        pct = f"{100 * s['score']:.0f}%" if s.get("score") is not None else "n/a"
+        subs = ", ".join(f"{k} {v['killed']}/{v['total']}" for k, v in sorted(s["by_subsystem"].items()))
+        when = f"; measured {part['measured']}" if part.get("measured") else ""
+        survivors = f"; survivors: {', '.join(s['survivors'])}" if s.get("survivors") else ""
+        equivalent = f"; {len(part['equivalent'])} equivalent excluded" if part.get("equivalent") else ""
+        lines.append(
+            f"{title}: {s['killed']}/{s['total']} killed ({pct}) under the `{mut.get('profile')}` profile "
+            f"({subs}{when}{equivalent}{survivors})"
+        )
+    return lines
 
 
 def write(doc: Mapping[str, Any], out_dir: str | Path) -> None:
@@ -339,6 +370,9 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         w(f"Merged from {len(sources)} reports:\n\n" + "".join(f"- {line}\n" for line in sources) + "\n")
     else:
         w(f"Machine: {hardware.summary(doc['environment']['hardware'])}.\n\n")
+    power = mutation_lines(doc)
+    if power:
+        w("## Suite power (mutation testing)\n\n" + "".join(f"- {x}\n" for x in power) + "\n")
     prec = doc["precision"]
     w("Precision: " + ", ".join(f"`{k}={v}`" for k, v in prec.items()) + ".\n\n")
     slack = [c for c in doc["cases"] if c.get("slack")]
@@ -545,6 +579,10 @@ def render_html(doc: Mapping[str, Any]) -> str:
                 f"<details><summary>test <code>{html.escape(t['nodeid'])}</code> {t['outcome']}</summary>"
                 f"<pre>{html.escape(t.get('longrepr', ''))}</pre></details>"
             )
+    power = mutation_lines(doc)
+    if power:
+        add("<h2>Suite power (mutation testing)</h2><ul id='mutation'>")
+        add("".join(f"<li>{html.escape(x)}</li>" for x in power) + "</ul>")
     env = doc["environment"]
     add("<h2>Environment</h2><table class='matrix'>")
     hw = env["hardware"]

@@ -8,6 +8,7 @@ buckets so JAX compiles a bounded number of programs.
 from __future__ import annotations
 
 import re
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -187,6 +188,19 @@ def test_gcm_sized_grid_wrap_cubic() -> None:
     grid = np.stack(np.meshgrid(*(np.arange(n, dtype=float) for n in shape), indexing="ij"))
     coords = grid + rng.uniform(-3.0, 3.0, size=grid.shape)
     err = assert_parity_float64(x, coords, order=3, mode="grid-wrap", cval=0.0, prefilter=True)
+    assert err < 1e-13
+
+
+@pytest.mark.parametrize(("order", "mode", "prefilter"), SUPPORTED_CASES)
+def test_a_length_one_axis_matches_scipy_without_warnings(order: int, mode: str, prefilter: bool) -> None:
+    """A degenerate (length-1) axis in every mode: every tap folds onto the one sample, as in SciPy, and the
+    fold itself divides by nothing (the mirror period 2n - 2 is 0 there): a port that warns "divide by zero"
+    on valid input fails under ``-W error``, so warnings are errors here."""
+    x = np.array([[1.5], [-2.0], [0.25]])
+    coords = np.array([[0.0, 1.25, 2.0, -0.75, 2.5], [0.0, 0.4, -1.6, 2.2, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        err = assert_parity_float64(x, coords, order=order, mode=mode, cval=0.5, prefilter=prefilter)
     assert err < 1e-13
 
 
