@@ -55,7 +55,9 @@ def test_mutants_that_left_the_catalogue_drop_out_of_the_record(tmp_path: Path) 
 def test_the_shipped_record_covers_the_whole_catalogue_and_kills_it() -> None:
     rec = json.loads(mutate.SCORES.read_text(encoding="utf-8"))
     recorded = {r["mutant"]: r["status"] for r in rec["catalogue"]["outcomes"]}
-    assert sorted(recorded) == sorted(m.id for m in mutate.catalogue()), "re-run `conformance mutate --record`"
+    assert sorted(recorded) == sorted(m.id for m in mutate.catalogue()), (
+        "re-run `conformance mutate --record`"
+    )
     assert set(recorded.values()) == {"killed"}
     assert rec["profile"] == "ci"
     ops = rec["operators"]["score"]
@@ -85,7 +87,9 @@ def test_mutants_in_postponed_annotations_are_recognised() -> None:
     line2 = src.splitlines()[1]
     bar = line2.index("|")
     assert operator_mutants._inside((2, bar), (2, bar + 1), spans)  # x: int | None
-    assert operator_mutants._inside((2, line2.rindex("|")), (2, line2.rindex("|") + 1), spans)  # -> float | int
+    assert operator_mutants._inside(
+        (2, line2.rindex("|")), (2, line2.rindex("|") + 1), spans
+    )  # -> float | int
     line3 = src.splitlines()[2]
     assert operator_mutants._inside((3, line3.index("|")), (3, line3.index("|") + 1), spans)  # z: int | None
     assert not operator_mutants._inside((3, line3.rindex("|")), (3, line3.rindex("|") + 1), spans)  # x | 2
