@@ -236,6 +236,7 @@ _REFLECT_CORRECTION_BELOW = 20  # |z|^(2n) < 1e-22 from here on: below float64 r
 # most 8 MB): the FFT of the extended signal (2n - 2 or 2n samples) is fast only for smooth lengths, and
 # 2 * 240 - 2 = 478 = 2 * 239 made 'mirror' on a 240-column grid 5x slower than 'grid-wrap' (measured).
 _DENSE_PREFILTER_MAX = 1024
+assert _DENSE_PREFILTER_MAX >= _REFLECT_CORRECTION_BELOW  # the reflect correction lives in the dense matrices
 
 
 @functools.cache
@@ -285,12 +286,9 @@ def _spline_prefilter(x: jax.Array, extension: str) -> jax.Array:
             ext = jnp.concatenate([x, jnp.flip(inner, axis)], axis=axis)
         else:  # reflect
             ext = jnp.concatenate([x, jnp.flip(x, axis)], axis=axis)
-        y = jax.lax.slice_in_dim(_circulant_solve(ext, axis), 0, n, axis=axis)
-        if extension == "reflect" and n < _REFLECT_CORRECTION_BELOW:
-            u, v = _scipy_reflect_correction(n)
-            eps = jnp.sum(x * _broadcast_along(v, axis, x.ndim, x.dtype), axis=axis, keepdims=True)
-            y = y + _broadcast_along(u, axis, x.ndim, x.dtype) * eps
-        x = y
+        # SciPy's reflect defect needs no correction here: it matters only below _REFLECT_CORRECTION_BELOW
+        # samples, which take the dense path above.
+        x = jax.lax.slice_in_dim(_circulant_solve(ext, axis), 0, n, axis=axis)
     return x
 
 
