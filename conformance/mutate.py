@@ -349,7 +349,7 @@ def recorded(path: Path = SCORES) -> dict[str, Any] | None:
             "measured": (m.get("created") or "?")[:10],
             "commits": [m.get("commit") or "?"],
             "equivalent": ops.get("equivalent", {}),
-            "annotation_mutants": ops.get("annotation_mutants", {}),
+            "excluded": ops.get("excluded", {}),
             "population": ops.get("population", {}),
         }
     return out
@@ -383,14 +383,15 @@ def render(doc: dict[str, Any]) -> str:
         if part.get("equivalent"):
             lines += ["", "Equivalent mutants (no test can kill them; excluded from the score):", ""]
             lines += [f"- `{k}`: {v}" for k, v in part["equivalent"].items()]
-        if part.get("annotation_mutants"):
+        if part.get("excluded"):
             pop = part.get("population", {})
             lines += [
                 "",
-                "Mutants inside type annotations are equivalent by construction (the modules postpone the "
-                "evaluation of annotations) and were excluded before sampling: "
+                "Drawn and passed over before testing (per subsystem: inside a type annotation, which the modules "
+                "never evaluate / not valid Python, such as `def f(a, **, b)`; of the population): "
                 + ", ".join(
-                    f"{k} {v} of {pop.get(k, '?')}" for k, v in sorted(part["annotation_mutants"].items())
+                    f"{k} {v['annotation']} / {v['not_compiling']} of {pop.get(k, '?')}"
+                    for k, v in sorted(part["excluded"].items())
                 )
                 + ".",
             ]

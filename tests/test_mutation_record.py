@@ -102,14 +102,13 @@ def test_changed_line_is_the_added_line_of_the_diff() -> None:
     assert operator_mutants._changed_line("") == ""
 
 
-def test_the_sample_keeps_k_mutants_and_never_an_annotation(tmp_path: Path) -> None:
+def _session(tmp_path: Path) -> Path:
     pytest.importorskip("cosmic_ray")
-    from cosmic_ray.work_db import WorkDB, use_db
-
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "m.py").write_text(
         "from __future__ import annotations\n\n"
-        "def f(a: int | None, b: int) -> int | float:\n"
-        "    return a + b * 2 - 1\n"
+        "def f(a: int | None, b: int, *, c: int = 2) -> int | float:\n"
+        "    return a + b * c - 1\n"
     )
     (tmp_path / "cr.toml").write_text(
         operator_mutants._config(("m.py",), [sys.executable, "-c", "pass"], 10.0), encoding="utf-8"
@@ -122,11 +121,43 @@ def test_the_sample_keeps_k_mutants_and_never_an_annotation(tmp_path: Path) -> N
         check=False,
     )
     assert init.returncode == 0, init.stderr
-    kept, annotated = operator_mutants._sample(tmp_path / "s.sqlite", 3, 0, tmp_path)
-    assert len(kept) == 3 and annotated > 0
-    with use_db(str(tmp_path / "s.sqlite"), WorkDB.Mode.open) as db:
-        pending = list(db.pending_work_items)
-        assert sorted(i.job_id for i in pending) == kept
-        assert all(i.mutations[0].start_pos[0] == 4 for i in pending)  # the body, never line 3's annotations
-    again, _ = operator_mutants._sample(tmp_path / "s.sqlite", 3, 0, tmp_path)
-    assert again == kept  # a sample is reproducible from its seed (and sampling twice changes nothing)
+    return tmp_path / "s.sqlite"
+
+
+def _pending(session: Path) -> list:
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        return list(db.pending_work_items)
+
+
+def test_the_sample_never_draws_an_annotation_or_a_mutant_that_does_not_compile(tmp_path: Path) -> None:
+    session = _session(tmp_path)
+    total = len(_pending(session))
+    kept, excluded = operator_mutants._sample(session, 10_000, 0, tmp_path)
+    assert excluded["annotation"] > 0 and excluded["not_compiling"] > 0  # `int | None`; `*` -> `**`
+    assert len(kept) + excluded["annotation"] + excluded["not_compiling"] == total
+    pending = _pending(session)
+    assert sorted(i.job_id for i in pending) == kept
+    spans = operator_mutants.annotation_spans((tmp_path / "m.py").read_text())
+    kept_at = [(tuple(i.mutations[0].start_pos), tuple(i.mutations[0].end_pos)) for i in pending]
+    assert not any(operator_mutants._inside(a, b, spans) for a, b in kept_at)
+    assert any(a[0] == 4 for a, _ in kept_at) and any(a[0] == 3 for a, _ in kept_at)  # body; `c = 2`, `*`
+
+
+def test_the_sample_is_k_mutants_reproducible_from_its_seed(tmp_path: Path) -> None:
+    first, _ = operator_mutants._sample(_session(tmp_path / "a"), 3, 7, tmp_path / "a")
+    second, _ = operator_mutants._sample(_session(tmp_path / "b"), 3, 7, tmp_path / "b")
+    assert len(first) == 3
+    ids = {i.job_id: i.mutations[0] for i in _pending(tmp_path / "a" / "s.sqlite")}
+    again = {i.job_id: i.mutations[0] for i in _pending(tmp_path / "b" / "s.sqlite")}
+    assert sorted(map(operator_mutants._describe, ids.values())) == sorted(
+        map(operator_mutants._describe, again.values())
+    )
+
+
+def test_equivalent_mutants_are_keyed_by_the_line_they_write() -> None:
+    for (module, line), why in operator_mutants.EQUIVALENT.items():
+        assert (mutate.ROOT / module).exists() and why
+        original = (mutate.ROOT / module).read_text(encoding="utf-8")
+        assert line not in original, f"{line!r} is the mutant's line, not the original's"

@@ -102,13 +102,11 @@ class ITREncoder(nnx.Module):
         self.time_norm = _norm(cfg.L, cfg.ln_eps, rngs)
 
     def __call__(self, W: jax.Array) -> tuple[jax.Array, jax.Array]:
-        B = W.shape[0]
         tokens = self.embed(self.in_norm(jnp.swapaxes(W, 1, 2)))  # (B, D, d_model): one token per variate
         h = tokens
         for layer in self.layers:
             h = layer(h)
         y = self.time_norm(self.project(self.out_norm(h)))  # (B, D, L)
-        del B
         return jnp.swapaxes(y, 1, 2), h
 
 
