@@ -148,7 +148,7 @@ def test_the_sample_never_draws_an_annotation_or_a_mutant_that_does_not_compile(
 def test_the_sample_is_k_mutants_reproducible_from_its_seed(tmp_path: Path) -> None:
     first, _ = operator_mutants._sample(_session(tmp_path / "a"), 3, 7, tmp_path / "a")
     second, _ = operator_mutants._sample(_session(tmp_path / "b"), 3, 7, tmp_path / "b")
-    assert len(first) == 3
+    assert len(first) == len(second) == 3
     ids = {i.job_id: i.mutations[0] for i in _pending(tmp_path / "a" / "s.sqlite")}
     again = {i.job_id: i.mutations[0] for i in _pending(tmp_path / "b" / "s.sqlite")}
     assert sorted(map(operator_mutants._describe, ids.values())) == sorted(
