@@ -13,7 +13,7 @@ import implementations.cem as impl
 import reference.cem as ref
 from conformance import compiles
 from conformance.exactness import Exactness, assert_bitwise, assert_within
-from contracts.cem.config import CEMConfig, CEMInputError
+from contracts.cem.config import TASKS, CEMConfig, CEMInputError
 
 CFG = CEMConfig(
     task="cartpole",
@@ -59,6 +59,35 @@ def test_iteration_invariants(seed: int) -> None:
     # the elites are the num_elites lowest total costs: the new mean is their mean
     order = np.argsort(out["costs"].sum(1), kind="stable")[: CFG.num_elites]
     np.testing.assert_allclose(out["mean"], out["knots"][order].mean(0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_a_task_name_read_at_run_time_selects_the_same_dynamics_and_costs(task: str) -> None:
+    """Task names arrive from argv and JSON at run time: equal strings, not the interned literal objects of the
+    source. The port's dispatch must compare them by value (``==``), so a copy of the name computes exactly what
+    the literal does (the same eager op sequence: one program)."""
+    from implementations.cem import tasks
+    from reference.cem import networks
+
+    copy = "".join(list(task))
+    assert copy == task and copy is not task
+    spec = TASKS[task]
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, spec.nx).astype(np.float32)
+    u = rng.uniform(-1, 1, spec.nu).astype(np.float32)
+    weights = None
+    if task == "learned":
+        mlp = networks.init_mlp(networks.dynamics_sizes((16,)), 0)
+        weights = {k: v.numpy() for k, v in networks.state_dict(mlp).items()}
+
+    def run(name: str) -> dict:
+        return {
+            "step": tasks.step(name, x, u, spec.dt, weights),
+            "running": tasks.running_cost(name, x, u),
+            "terminal": tasks.terminal_cost(name, x),
+        }
+
+    assert_bitwise(run(task), run(copy), why=Exactness.SAME_PROGRAM)
 
 
 def test_query_grid_includes_both_end_knots() -> None:
