@@ -61,3 +61,28 @@ def test_asv_check_finds_no_problems() -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "No problems found" in out.stdout, out.stdout + out.stderr
+
+
+def test_the_convolution_limit_reproducer_computes_one_convolution_four_ways() -> None:
+    """`benchmarks.conv_limit` compares four JAX forms of the same convolution: they must be that convolution
+    (against a float64 NumPy sum over the 27 taps), or its table would compare different work."""
+    import jax
+    import numpy as np
+
+    from benchmarks import conv_limit
+    from conformance.exactness import assert_within
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 5, 6, 7, 3)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 3, 3, 4)).astype(np.float32)
+    expected = np.zeros((1, 3, 4, 5, 4))
+    for a in range(3):
+        for i in range(3):
+            for j in range(3):
+                expected += x[:, a : a + 3, i : i + 4, j : j + 5].astype(np.float64) @ k[a, i, j].astype(
+                    np.float64
+                )
+    for name, f in conv_limit.forms().items():
+        got = np.asarray(jax.block_until_ready(f(jax.numpy.asarray(x), jax.numpy.asarray(k))))
+        assert got.shape == expected.shape, name
+        assert_within(expected.astype(np.float32), got, "perfect")
