@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for name in branches:
             _git("branch", "-D", name)
+    broken = [t["trial"] for t in trials if not t["rows"]]
+    if broken:  # asv compared nothing: neither a false alarm nor a detection
+        print("\n".join(t["tail"] for t in trials if not t["rows"]), file=sys.stderr)
+        raise SystemExit(f"gate_trials: no benchmark was compared in {', '.join(broken)} (see above)")
     same = [t for t in trials if "same" in t["trial"]]
     slow = [t for t in trials if t["trial"].endswith("slow")]
     summary = {
