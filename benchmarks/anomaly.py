@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import coldstart, timer
+from benchmarks import coldstart
+from benchmarks import timer as timing
 from contracts.anomaly.artifacts import FORMATS
 from contracts.anomaly.artifacts import RUNTIMES as ARTIFACT_RUNTIMES
 
@@ -92,7 +93,7 @@ def latency(name: str, B: int, repeats: int = 30) -> float:
     """Median seconds per call after warm-up (outputs are host arrays or blocked JAX arrays)."""
     fn = runner(name)
     W = _windows(B)
-    return timer.seconds(lambda: fn(W), rounds=repeats, sample_s=0.0, warmup=3)
+    return timing.seconds(lambda: fn(W), rounds=repeats, sample_s=0.0, warmup=3)
 
 
 def speedup_vs_torch_eager(name: str, B: int, rounds: int = 9, sample_s: float = 0.02) -> float:
@@ -100,7 +101,7 @@ def speedup_vs_torch_eager(name: str, B: int, rounds: int = 9, sample_s: float =
     so that background load hits both sides alike."""
     W = _windows(B)
     fns = {k: functools.partial(runner(k), W) for k in ("torch-eager", name)}
-    t = timer.measure(fns, rounds=rounds, sample_s=sample_s, warmup=3)
+    t = timing.measure(fns, rounds=rounds, sample_s=sample_s, warmup=3)
     return t["torch-eager"].median / t[name].median
 
 
@@ -244,9 +245,9 @@ def best_times(B: int, rounds: int = 7) -> dict[str, tuple[float, int]]:
     default = torch.get_num_threads()
     best: dict[str, tuple[float, int]] = {}
     try:
-        for threads in sorted({1, timer.threads()["cores"]}):
+        for threads in sorted({1, timing.threads()["cores"]}):
             torch.set_num_threads(threads)
-            for name, t in timer.measure(fns, rounds=rounds, sample_s=0.05, warmup=3).items():
+            for name, t in timing.measure(fns, rounds=rounds, sample_s=0.05, warmup=3).items():
                 if name not in best or t.median < best[name][0]:
                     best[name] = (t.median, threads)
     finally:
@@ -259,7 +260,7 @@ def main() -> None:
 
     precision.apply()
     _, _, seconds = _setup()
-    th = timer.threads()
+    th = timing.threads()
     print("export seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
     print(
         f"{th['cores']} cores; XLA:CPU pool {th['xla_cpu_pool']} threads, onnxruntime intra-op default (one per "

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import timer
+from benchmarks import timer as timing
 
 POLICY_HIDDEN = (64, 64)  # the policy MLP of the benchmark's artifact
 
@@ -159,7 +159,7 @@ def steady_state(artifact: Path, calls: int) -> dict:
 
 
 def _time(fn, repeats: int) -> float:
-    return timer.seconds(fn, rounds=repeats, sample_s=0.0)
+    return timing.seconds(fn, rounds=repeats, sample_s=0.0)
 
 
 def learned_problem(
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         results["cold_start"] = cold_start(art, 30)
         results["steady_pendulum"] = steady_state(art, calls)
     results["learned"] = learned_vs_torch(10 if args.quick else 30)
-    results["matmul"] = timer.matmul_peak()
+    results["matmul"] = timing.matmul_peak()
     results["learned"]["fraction_of_matmul_peak"] = (
         results["learned"]["jax_gflops"] / results["matmul"]["peak_gflops"]
     )

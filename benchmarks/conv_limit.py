@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 try:
-    from benchmarks import timer
+    from benchmarks import timer as timing
 except ImportError:  # asv imports benchmark modules by file
-    import timer  # type: ignore[no-redef]
+    import timer as timing  # type: ignore[no-redef]
 
 # (frames + 2, height + 2, width + 2, in channels, out channels): padded inputs of the decoder's and the
 # encoder's 3x3x3 convolutions at the real CogVideoX widths on a 32 x 32 px video.
@@ -113,7 +113,7 @@ def row(shape: tuple[int, int, int, int, int], rounds: int) -> dict[str, float]:
     fns["torch"] = torch_conv3d
     flops = 2 * (t - 2) * (h - 2) * (w - 2) * c * o * 27
     return {
-        name: flops / tm.median / 1e9 for name, tm in timer.measure(fns, rounds=rounds, sample_s=0.2).items()
+        name: flops / tm.median / 1e9 for name, tm in timing.measure(fns, rounds=rounds, sample_s=0.2).items()
     }
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args(argv)
     precision.apply()
-    peak = timer.matmul_peak()["peak_gflops"]
+    peak = timing.matmul_peak()["peak_gflops"]
     print(f"float32 matmul peak now: {peak:.0f} GFLOP/s; GFLOP/s per form (frames+2, h+2, w+2, cin, cout):")
     names = [*forms(), "torch"]
     print(f"{'shape':<26}" + "".join(f"{n:>9}" for n in names) + f"{'best JAX / torch':>18}")

@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.ndimage
 
-from benchmarks import timer
+from benchmarks import timer as timing
 from contracts.gcm.grid import Grid, StepParams, default_k4
 from contracts.gcm.runner import ENTRY_POINTS, parse_grid
 from contracts.gcm.setup import default_forcing, initial_state
@@ -188,7 +188,7 @@ def measure_interleaved(
     fns: dict[str, Callable[[], Any]], repeat: int = 7, sample_s: float = SAMPLE_S
 ) -> dict[str, dict[str, float]]:
     """Per-call time of each callable (the suite's timer: calibrated samples, interleaved round by round)."""
-    return {name: t.to_dict() for name, t in timer.measure(fns, rounds=repeat, sample_s=sample_s).items()}
+    return {name: t.to_dict() for name, t in timing.measure(fns, rounds=repeat, sample_s=sample_s).items()}
 
 
 def _speed_row(quantity: str, label: str, fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, Any]:

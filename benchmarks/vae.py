@@ -47,10 +47,11 @@ import numpy as np
 from contracts.vae.config import CogVideoXVAEConfig, tiny2
 
 try:
-    from benchmarks import coldstart, timer
+    from benchmarks import coldstart
+    from benchmarks import timer as timing
 except ImportError:  # run by path as the memory child: sys.path[0] is this directory, not the repo root
     import coldstart  # type: ignore[no-redef]
-    import timer  # type: ignore[no-redef]
+    import timer as timing  # type: ignore[no-redef]
 
 jax.config.update("jax_default_matmul_precision", "highest")
 
@@ -141,7 +142,7 @@ def decode_fns(
 
 def measure(fns: dict[str, Callable[[], Any]], rounds: int = 5) -> dict[str, float]:
     """Median seconds per call of each callable, interleaved (`benchmarks.timer`)."""
-    return {k: v.median for k, v in timer.measure(fns, rounds=rounds, sample_s=0.2).items()}
+    return {k: v.median for k, v in timing.measure(fns, rounds=rounds, sample_s=0.2).items()}
 
 
 def conv_flops(module: Any, *args: Any) -> int:
@@ -364,14 +365,14 @@ def collect(quick: bool = False) -> dict[str, Any]:
     t = measure({k: fns[k] for k in ("jit", "eager", "module_jit", "module_eager")}, rounds=3 if quick else 5)
     out: dict[str, Any] = {
         "device": str(jax.devices()[0]),
-        "threads": timer.threads(),
+        "threads": timing.threads(),
         "config": "tiny2, latent (1, 3, 16, 16, 4) -> video (1, 5, 32, 32, 3), float32",
         "times_s": t,
         "jit_vs_eager": t["eager"] / t["jit"],
         "module_jit_vs_eager": t["module_eager"] / t["module_jit"],
     }
     out["rows"] = speed_rows(quick)
-    out["matmul"] = timer.matmul_peak()
+    out["matmul"] = timing.matmul_peak()
     out["memory"] = memory_row()
     out["compile"] = compile_rows()
     return out

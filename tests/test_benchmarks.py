@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
 import json
+import re
 import benchmarks.gcm, benchmarks.cem, benchmarks.vae, benchmarks.anomaly
 import jax
 from jax._src import xla_bridge
@@ -86,3 +88,73 @@ def test_the_convolution_limit_reproducer_computes_one_convolution_four_ways() -
         got = np.asarray(jax.block_until_ready(f(jax.numpy.asarray(x), jax.numpy.asarray(k))))
         assert got.shape == expected.shape, name
         assert_within(expected.astype(np.float32), got, "perfect")
+
+
+# Attributes that asv reads from a benchmark, then its class, then its module (asv_runner's
+# `_get_first_attr`): a module-level name such as ``timer`` (an imported module) silently becomes every
+# benchmark's clock, and every time_* benchmark fails at run time while `asv check` still passes.
+ASV_SETTINGS = (
+    "timer",
+    "number",
+    "repeat",
+    "rounds",
+    "sample_time",
+    "warmup_time",
+    "min_run_count",
+    "timeout",
+)
+
+
+def test_no_benchmark_inherits_a_wrong_asv_setting_from_its_module_or_class() -> None:
+    import importlib
+    import inspect
+    import numbers
+
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        owners: list[object] = [module]
+        owners += [
+            c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__
+        ]
+        for owner in owners:
+            for name in ASV_SETTINGS:
+                value = getattr(owner, name, None)
+                if value is None:
+                    continue
+                where = module.__name__ + ("" if owner is module else f".{owner.__name__}") + f".{name}"  # type: ignore[attr-defined]
+                if name == "timer":
+                    assert callable(value) and isinstance(value(), float), (
+                        f"{where} is not a clock: {value!r}"
+                    )
+                else:  # a number; ``repeat`` may be asv's (min_repeat, max_repeat, max_time)
+                    items = value if name == "repeat" and isinstance(value, tuple) else (value,)
+                    assert all(isinstance(v, numbers.Real) for v in items), (
+                        f"{where} is not a number: {value!r}"
+                    )
+
+
+def test_asv_runs_a_time_benchmark_to_a_number() -> None:
+    """asv's own runner on one cheap benchmark, in this environment (`asv run --python=same`): it fails when
+    asv cannot time the suite's benchmarks at all (seen: a module-level ``timer`` import became asv's clock)."""
+    pytest.importorskip("asv")
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "asv", "run", "--python=same", "--quick", "--dry-run", "--show-stderr"),
+            *(
+                "--bench",
+                r"gcm[.]TimeHyperdiffusion[.]time_hyperdiffuse",
+                "--config",
+                str(ROOT / "asv.conf.json"),
+            ),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "failed" not in text and re.search(r"jax\s+[\d.]+±[\d.]+[mμu]?s", text), text
