@@ -117,7 +117,7 @@ def parse(output: str) -> list[dict[str, Any]]:
 def run_gate(base: str, head: str, factor: float, bench: str, rounds: int) -> dict[str, Any]:
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     cmd = [sys.executable, "-m", "benchmarks.machine", "continuous", "--interleave-rounds"]
-    cmd += ["--factor", str(factor), "--split", "--bench", bench, "-a", f"rounds={rounds}"]
+    cmd += ["--factor", str(factor), "--split", "--no-only-changed", "--bench", bench, "-a", f"rounds={rounds}"]
     if cores:
         cmd += ["--cpu-affinity", ",".join(map(str, cores))]
     cmd += [base, head]
