@@ -98,14 +98,24 @@ def make_commits(same: int, slowdown: float) -> dict[str, str]:
 _ROW = re.compile(r"^\s*([+\-x!]?)\s+(\S+)\s+(\S+)\s+([\d.]+|n/a|~?[\d.]+)\s+(\S+.*)$")
 
 
+def _cells(line: str) -> tuple[str, ...] | None:
+    """(mark, before, after, ratio, benchmark) of one comparison row: asv 0.6 prints a Markdown table
+    (``| Change | Before | After | Ratio | Benchmark |``), older versions aligned columns."""
+    if line.lstrip().startswith("|"):
+        cells = tuple(c.strip() for c in line.strip().strip("|").split("|"))
+        return cells if len(cells) == 5 else None
+    m = _ROW.match(line)
+    return m.groups() if m else None
+
+
 def parse(output: str) -> list[dict[str, Any]]:
-    """asv continuous's comparison rows: mark, before, after, ratio, benchmark."""
+    """asv continuous's comparison rows: mark, before, after, ratio, benchmark (rows with a ratio only)."""
     rows = []
     for line in output.splitlines():
-        m = _ROW.match(line)
-        if not m or not re.match(r"^[~]?[\d.]+$", m.group(4)):
+        cells = _cells(line)
+        if not cells or not re.match(r"^[~]?[\d.]+$", cells[3]):
             continue
-        mark, before, after, ratio, name = m.groups()
+        mark, before, after, ratio, name = cells
         if "." not in name:
             continue
         rows.append(
@@ -117,7 +127,16 @@ def parse(output: str) -> list[dict[str, Any]]:
 def run_gate(base: str, head: str, factor: float, bench: str, rounds: int) -> dict[str, Any]:
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     cmd = [sys.executable, "-m", "benchmarks.machine", "continuous", "--interleave-rounds"]
-    cmd += ["--factor", str(factor), "--split", "--no-only-changed", "--bench", bench, "-a", f"rounds={rounds}"]
+    cmd += [
+        "--factor",
+        str(factor),
+        "--split",
+        "--no-only-changed",
+        "--bench",
+        bench,
+        "-a",
+        f"rounds={rounds}",
+    ]
     if cores:
         cmd += ["--cpu-affinity", ",".join(map(str, cores))]
     cmd += [base, head]

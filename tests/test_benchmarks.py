@@ -158,3 +158,22 @@ def test_asv_runs_a_time_benchmark_to_a_number() -> None:
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert "failed" not in text and re.search(r"jax\s+[\d.]+±[\d.]+[mμu]?s", text), text
+
+
+def test_gate_trials_read_asv_comparison_rows() -> None:
+    """The gate trials judge asv's comparison table: asv 0.6's Markdown rows (with and without a change mark)
+    are read, rows without a ratio (benchmarks not selected) are not."""
+    from benchmarks import gate_trials
+
+    table = """
+| Change   | Before [d0e39d8f] <main>   | After [64cd4fcf] <gate-trial/same-1>   | Ratio   | Benchmark (Parameter) |
+|----------|----------------------------|----------------------------------------|---------|-----------------------|
+|          | 279\u00b120\u03bcs                   | 285\u00b110\u03bcs                               | 1.02    | anomaly.Latency.time_call('jax-export', 1) |
+| +        | 4.55\u00b10.07ms                | 6.31\u00b10.08ms                            | 1.39    | cem.TimePipeline.time_predict_controls |
+|          | n/a                        | n/a                                    | n/a     | anomaly.Latency.time_call('torch-eager', 1) |
+"""
+    rows = gate_trials.parse(table)
+    assert [(r["mark"], r["ratio"], r["bench"]) for r in rows] == [
+        ("", 1.02, "anomaly.Latency.time_call('jax-export', 1)"),
+        ("+", 1.39, "cem.TimePipeline.time_predict_controls"),
+    ]
