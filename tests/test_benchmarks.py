@@ -177,3 +177,22 @@ def test_gate_trials_read_asv_comparison_rows() -> None:
         ("", 1.02, "anomaly.Latency.time_call('jax-export', 1)"),
         ("+", 1.39, "cem.TimePipeline.time_predict_controls"),
     ]
+
+
+def test_gate_trials_count_a_flag_on_an_untouched_benchmark_as_a_false_alarm() -> None:
+    """Seen in a trial: the slowdown trial failed, but on an untouched benchmark (noise), while the slowed-down
+    one was not flagged. That is a false alarm and a miss, not a detection."""
+    from benchmarks import gate_trials
+
+    def row(bench: str, ratio: float, mark: str = "") -> dict:
+        return {"mark": mark, "before": "1ms", "after": "1ms", "ratio": ratio, "bench": bench}
+
+    injected = gate_trials.INJECTED
+    noisy = "anomaly.Latency.time_call('jax-export', 1)"
+    same = {"trial": "gate-trial/same-1", "exit": 0, "rows": [row(injected, 1.01), row(noisy, 1.1)]}
+    slow = {"trial": "gate-trial/slow", "exit": 1, "rows": [row(injected, 1.34), row(noisy, 1.24, "+")]}
+    v = gate_trials.verdict([same, slow])
+    assert (v["false_alarms"], v["detected"], v["injected_ratio"]) == (1, False, 1.34)
+    slow["rows"] = [row(injected, 1.34, "+"), row(noisy, 1.02)]
+    v = gate_trials.verdict([same, slow])
+    assert (v["false_alarms"], v["detected"], v["same_failed"]) == (0, True, [])
