@@ -355,17 +355,22 @@ def recorded(path: Path = SCORES) -> dict[str, Any] | None:
     return out
 
 
+# The two parts of a mutation run, as a report names them.
+PARTS = (("catalogue", "Catalogue of porting mutants"), ("operators", "Sampled operator mutants"))
+
+
+def percent(score: dict[str, Any]) -> str:
+    return f"{100 * score['score']:.0f}%" if score.get("score") is not None else "n/a"
+
+
 def render(doc: dict[str, Any]) -> str:
     lines = ["# Mutation testing", ""]
-    for key, title in (
-        ("catalogue", "Catalogue of porting mutants"),
-        ("operators", "Sampled operator mutants"),
-    ):
+    for key, title in PARTS:
         part = doc.get(key)
         if not part:
             continue
         s = part["score"]
-        pct = f"{100 * s['score']:.0f}%" if s["score"] is not None else "n/a"
+        pct = percent(s)
         lines += [
             f"## {title}: {s['killed']}/{s['total']} killed ({pct}) under the `{doc['profile']}` profile",
             "",

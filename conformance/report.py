@@ -251,17 +251,16 @@ def _recorded_mutation() -> dict[str, Any] | None:
 
 def mutation_lines(doc: Mapping[str, Any]) -> list[str]:
     """The suite's measured power, one line per part: catalogue and operator sample scores under a profile."""
+    from conformance import mutate
+
     mut = doc.get("mutation") or {}
     lines = []
-    for key, title in (
-        ("catalogue", "Catalogue of porting mutants"),
-        ("operators", "Sampled operator mutants"),
-    ):
+    for key, title in mutate.PARTS:
         part = mut.get(key)
         if not part:
             continue
         s = part["score"]
-        pct = f"{100 * s['score']:.0f}%" if s.get("score") is not None else "n/a"
+        pct = mutate.percent(s)
         subs = ", ".join(f"{k} {v['killed']}/{v['total']}" for k, v in sorted(s["by_subsystem"].items()))
         when = f"; measured {part['measured']}" if part.get("measured") else ""
         survivors = f"; survivors: {', '.join(s['survivors'])}" if s.get("survivors") else ""
