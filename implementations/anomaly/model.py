@@ -5,7 +5,9 @@ defaults differ (spec section 3, "Default mismatches"):
 
 - LayerNorm epsilon 1e-5 (``cfg.ln_eps``; Flax defaults to 1e-6) and two-pass variance
   (``use_fast_variance=False``; E[x^2] - E[x]^2 loses everything on near-constant windows);
-- exact (erf) GELU (``jax.nn.gelu`` defaults to the tanh approximation);
+- exact (erf) GELU written as torch computes it, ``x/2 (1 + erf(x/sqrt 2))`` (``jax.nn.gelu`` defaults to the
+  tanh approximation, and its exact form goes through ``erfc``, which XLA:CPU evaluates 2.6x slower than
+  ``erf``: 183 against 70 us per 1024x256 block on the 2-core CPU machine);
 - matmuls at ``Precision.HIGHEST`` (accelerators otherwise use TF32/bf16 passes).
 
 Attention is written out (q, k, v from one fused in-projection, as torch stores it) so the weight mapping is
@@ -43,8 +45,12 @@ __all__ = [
 ]
 
 
+_SQRT_HALF = math.sqrt(0.5)
+
+
 def gelu(x: jax.Array) -> jax.Array:
-    return jax.nn.gelu(x, approximate=False)
+    """Exact GELU in torch's formulation (``aten::gelu``, approximate='none'): ``0.5 x (1 + erf(x / sqrt 2))``."""
+    return 0.5 * x * (1.0 + jax.lax.erf(x * jnp.asarray(_SQRT_HALF, x.dtype)))
 
 
 def _linear(n_in: int, n_out: int, rngs: nnx.Rngs) -> nnx.Linear:
