@@ -181,11 +181,21 @@ def _q_sat(t, p):
 
 def _evaporation(t_surf, q, wind_speed, evap_factor, rho_c_e, p):
     """``rho_c_e = rho * c_e`` is a host (Python-float) product."""
-    return rho_c_e * wind_speed * jnp.maximum(0.0, _q_sat(t_surf, p) - q) * evap_factor
+    return _evaporation_q_sat(_q_sat(t_surf, p), q, wind_speed, evap_factor, rho_c_e)
+
+
+def _evaporation_q_sat(q_sat_surf, q, wind_speed, evap_factor, rho_c_e):
+    """`_evaporation` given ``q_sat(t_surf, p)``."""
+    return rho_c_e * wind_speed * jnp.maximum(0.0, q_sat_surf - q) * evap_factor
 
 
 def _condensation(q, t_atm, dt, tau, column_mass, p):
-    precip = divide_like_numpy(jnp.maximum(0.0, q - _q_sat(t_atm, p)), tau) * column_mass
+    return _condensation_q_sat(q, _q_sat(t_atm, p), dt, tau, column_mass)
+
+
+def _condensation_q_sat(q, q_sat_atm, dt, tau, column_mass):
+    """`_condensation` given ``q_sat(t_atm, p)``."""
+    precip = divide_like_numpy(jnp.maximum(0.0, q - q_sat_atm), tau) * column_mass
     return precip, q - divide_like_numpy(rounded(precip * dt), column_mass)
 
 
