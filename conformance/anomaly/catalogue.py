@@ -67,7 +67,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         id="anomaly.gelu-tanh",
         path=MODEL,
-        old="    return jax.nn.gelu(x, approximate=False)\n",
+        old="    return 0.5 * x * (1.0 + jax.lax.erf(x * jnp.asarray(_SQRT_HALF, x.dtype)))\n",
         new="    return jax.nn.gelu(x)\n",
         kind="default-argument",
         doc="jax.nn.gelu's default tanh approximation for torch's exact erf GELU (an error of ~4.5e-4, which the "
