@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,26 @@ for i in range(int(sys.argv[4])):
     calls.append((timing["total_time"], timing["cem_time"] + timing["interp_time"]))
 print(json.dumps({"import_s": t_import, "load_s": load, "first_s": calls[0][0], "steady": [c[0] for c in calls[1:]],
                   "first_same_work_s": calls[0][1], "steady_same_work": [c[1] for c in calls[1:]]}))
+"""
+
+
+STEADY_PINNED = r"""
+import gc, json, os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[2])})  # before JAX starts its threads: they inherit the one core
+import numpy as np
+from implementations.cem import runtime
+p = runtime.load_pipeline(sys.argv[1])
+rng = np.random.default_rng(0)
+x0 = np.asarray(p.config.spec.x0, np.float32)
+for i in range(20):
+    p.predict_controls(x0, 0.02 * i)
+gc.collect()
+gc.disable()
+totals = []
+for i in range(int(sys.argv[3])):
+    x = (x0 + 0.1 * rng.standard_normal(x0.shape)).astype(np.float32)
+    totals.append(p.predict_controls(x, 0.02 * (i + 20), return_timing=True)[1]["total_time"])
+print(json.dumps(totals))
 """
 
 
@@ -161,7 +182,53 @@ def steady_state(artifact: Path, calls: int) -> dict:
             totals.append(p.predict_controls(x, 0.02 * (i + 20), return_timing=True)[1]["total_time"])
     finally:
         gc.enable()
-    return {"config": p.config.to_json(), "gc_during_timing": False, **_summary(totals)}
+    out = {"config": p.config.to_json(), "gc_during_timing": False, **_summary(totals)}
+    out["floor"] = noise_floor(out["median_s"], calls)
+    return out
+
+
+def noise_floor(seconds: float, calls: int) -> dict[str, float]:
+    """The machine's own jitter at this call length: `_summary` of ``calls`` timings of a fixed single-thread
+    NumPy workload (``np.sin`` over an array sized to take about ``seconds``), garbage collector off, in this
+    process. A multi-threaded pipeline call with three host round trips cannot be steadier than this; the
+    CEM CV is read against it."""
+    x = np.random.default_rng(0).standard_normal(1 << 16)
+    t0 = time.perf_counter()
+    np.sin(x)
+    n = max(1024, int(len(x) * seconds / max(time.perf_counter() - t0, 1e-9)))
+    x = np.random.default_rng(0).standard_normal(n)
+    for _ in range(20):
+        np.sin(x)
+    totals = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            np.sin(x)
+            totals.append(time.perf_counter() - t0)
+    finally:
+        gc.enable()
+    return _summary(totals)
+
+
+def steady_state_pinned(artifact: Path, calls: int, cpu: int | None = None) -> dict | None:
+    """`steady_state` in a fresh process pinned to one core (the last one, unless ``cpu``), so that XLA's
+    threads and the caller share it; None where the platform has no CPU affinity."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = max(os.sched_getaffinity(0)) if cpu is None else cpu
+    out = subprocess.run(
+        [sys.executable, "-c", STEADY_PINNED, str(artifact), str(cpu), str(calls)],
+        cwd=tempfile.gettempdir(),  # the project from the environment, as in `_fresh_process`
+        env={**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    totals = json.loads(out.stdout.strip().splitlines()[-1])
+    slow = sum(t > 1.2 * float(np.median(totals)) for t in totals) / len(totals)
+    return {"cpu": cpu, "gc_during_timing": False, **_summary(totals), "share_over_1_2x_median": slow}
 
 
 def _time(fn, repeats: int) -> float:
@@ -388,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         art = export_pendulum(Path(tmp) / "pendulum")
         results["cold_start"] = cold_start(art, 30)
         results["steady_pendulum"] = steady_state(art, calls)
+        results["steady_pinned"] = steady_state_pinned(art, calls)
     results["learned"] = learned_vs_torch(10 if args.quick else 30)
     results["matmul"] = timing.matmul_peak()
     results["learned"]["fraction_of_matmul_peak"] = (
@@ -417,6 +485,18 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  mean {s['mean_s'] * 1e3:.3f} ms  median {s['median_s'] * 1e3:.3f} ms  CV {s['cv']:.3f}  "
         f"IQR/median {s['iqr_over_median']:.3f}  {s['hz']:.0f} Hz (target >= 30 Hz, CV <= 0.05)"
+    )
+    pin = results["steady_pinned"]
+    if pin is not None:
+        print(
+            f"  pinned to CPU {pin['cpu']} (fresh process, XLA's threads on the same core): mean "
+            f"{pin['mean_s'] * 1e3:.3f} ms  median {pin['median_s'] * 1e3:.3f} ms  CV {pin['cv']:.3f}  "
+            f"IQR/median {pin['iqr_over_median']:.3f}  calls over 1.2x the median {pin['share_over_1_2x_median']:.1%}"
+        )
+    fl = s["floor"]
+    print(
+        f"  the machine's floor at this call length (fixed single-thread NumPy work, median "
+        f"{fl['median_s'] * 1e3:.3f} ms, collector off): CV {fl['cv']:.3f}  IQR/median {fl['iqr_over_median']:.3f}"
     )
     learned = results["learned"]
     print(
@@ -460,6 +540,7 @@ class _Cached:
         return {
             "cold": cold_start(art, 20),
             "steady": steady_state(art, 100),
+            "pinned": steady_state_pinned(art, 300),
             "learned": learned_vs_torch(10),
             "aot_tier": aot_parity(art),
         }
@@ -483,6 +564,17 @@ class CEM(_Cached):
 
     def track_steady_cv(self, r: dict) -> float:
         return r["steady"]["cv"]
+
+    def track_steady_cv_pinned(self, r: dict) -> float:
+        """CV of the steady call in a process pinned to one core (nan without CPU affinity)."""
+        return float("nan") if r["pinned"] is None else r["pinned"]["cv"]
+
+    def track_steady_ms_pinned(self, r: dict) -> float:
+        return float("nan") if r["pinned"] is None else 1e3 * r["pinned"]["median_s"]
+
+    def track_noise_floor_cv(self, r: dict) -> float:
+        """CV of a fixed single-thread NumPy workload as long as the steady call (`noise_floor`)."""
+        return r["steady"]["floor"]["cv"]
 
     def track_steady_hz(self, r: dict) -> float:
         return r["steady"]["hz"]

@@ -344,8 +344,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "gcm.step.solar-absorption-default",
         MODEL,
-        "sw = _shortwave(forcing.insolation, forcing.albedo, cloud3, p.sw_a0, p.sw_kc)",
-        "sw = _shortwave(forcing.insolation, forcing.albedo, cloud3, 0.06, p.sw_kc)",
+        "sw = _shortwave(frc.insolation, frc.albedo, cloud3, p.sw_a0, p.sw_kc)",
+        "sw = _shortwave(frc.insolation, frc.albedo, cloud3, 0.06, p.sw_kc)",
         "default-argument",
         "the step's shortwave uses the default clear-sky absorption 0.06 instead of sw_a0",
     ),

@@ -144,3 +144,35 @@ def test_cli_exit_status_on_blow_up_and_on_bad_environment() -> None:
     proc = _cli("jax", "--steps", "2", "--dt", "-5", backend_env=None)
     assert proc.returncode == 2
     assert "dt must be finite and > 0" in proc.stderr
+
+
+@pytest.mark.parametrize("block_points", [100, 32, 1])
+def test_physics_in_row_blocks_matches_the_reference(monkeypatch, block_points: int) -> None:
+    """The runner's step computes the pointwise physics over blocks of whole rows on large grids
+    (`model.PHYSICS_BLOCK_POINTS`, 131072 points). The conformance grids are smaller and run in one block, so
+    here a smaller block size splits a 17x32 grid into uneven blocks (6, 17 and 17 blocks: one row each at the
+    two smallest sizes), and three steps must still agree with the NumPy reference to rounding."""
+    from contracts.gcm.grid import Grid
+    from contracts.gcm.setup import default_forcing, initial_state
+    from implementations.gcm import model
+    from reference.gcm.model import _step as reference_step
+
+    grid, params = Grid(17, 32), StepParams(dt=900.0)
+    monkeypatch.setattr(model, "PHYSICS_BLOCK_POINTS", block_points)
+    blocks = model._row_blocks(*grid.shape)
+    assert [b.start for b in blocks] == [0] + [b.stop for b in blocks[:-1]] and blocks[-1].stop == 17
+    assert len(blocks) == (6 if block_points == 100 else 17)
+    step = jax.jit(model._step_stacked_kernel, static_argnames=("n_substeps", "shapiro_passes", "longwave"))
+    with jax.enable_x64(True):
+        state, forcing = initial_state(grid, 0, np.float64), default_forcing(grid, np.float64)
+        rows, s, static = model.step_inputs(params, grid, np.dtype("float64"))
+        x, expected = model.stack_state(jax.device_put(state)), state
+        for _ in range(3):
+            x, ok = step(x, jax.device_put(forcing), rows, s, **static)
+            expected = reference_step(expected, forcing, params, grid)
+        assert bool(ok)
+        got = model.unstack_state(np.asarray(x))
+    for name in expected._fields:
+        want = getattr(expected, name)
+        scale = max(float(np.max(np.abs(want))), 1e-30)
+        np.testing.assert_allclose(getattr(got, name), want, rtol=0, atol=1e-13 * scale, err_msg=name)

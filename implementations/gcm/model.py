@@ -11,6 +11,7 @@ computes them. Scalars that are Python-float subexpressions in the reference (``
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any, NamedTuple
 
 import jax
@@ -189,7 +190,7 @@ def _step_stacked(
     unrolled it fused the bilinear sums into every stencil tap of the hyperdiffusion.
 
     Measured with ``compile().memory_analysis()`` at 481x960 float64 (field = 3.7 MB): `step_stacked_jit`
-    (donated) 6 field-sized temporaries and no new output buffer (the output aliases the input);
+    (donated) 5 field-sized temporaries and no new output buffer (the output aliases the input);
     `step_jit` 10 temporaries (its stacking copy included) plus the 6 output fields; before this layout,
     24 temporaries plus 6 outputs. Every rewrite here keeps the float64 results bit for bit (same values
     as the former form, checked on 17x32 and 121x240 over three steps for several settings).
@@ -253,21 +254,22 @@ def _step_stacked(
 
         x = lax.fori_loop(0, 2, smooth, x)
 
-    def saturation(x: jax.Array) -> jax.Array:
-        """``q_sat(t_surf)`` and ``q_sat(t_atm3)``, materialised (see the comment at the conditionals)."""
-        return jnp.stack([_q_sat(x[5], p.pressure), _q_sat(x[2], p.pressure)])
+    def saturation(x: jax.Array, rows: slice) -> jax.Array:
+        """``q_sat(t_surf)`` and ``q_sat(t_atm3)`` on ``rows``, materialised (see the comment below)."""
+        return jnp.stack([_q_sat(x[5, rows], p.pressure), _q_sat(x[2, rows], p.pressure)])
 
-    def physics(x: jax.Array, q_sat_surf: jax.Array, q_sat_atm: jax.Array) -> jax.Array:
+    def physics(x: jax.Array, q_sat_surf: jax.Array, q_sat_atm: jax.Array, rows: slice) -> jax.Array:
         # 5. radiation and surface fluxes from (t_surf, t_atm3, q3, cloud3) and (u4, v4)
-        u4, v4, t_atm3, q3, cloud3, t_surf = (x[k] for k in range(6))
-        sw = _shortwave(forcing.insolation, forcing.albedo, cloud3, p.sw_a0, p.sw_kc)
+        u4, v4, t_atm3, q3, cloud3, t_surf = (x[k, rows] for k in range(6))
+        frc = Forcing(*(field[rows] for field in forcing))
+        sw = _shortwave(frc.insolation, frc.albedo, cloud3, p.sw_a0, p.sw_kc)
         if longwave == "v1":
             lw = _longwave_v1(t_surf, t_atm3, cloud3, p.lw_1, p.lw_2)
         else:
-            lw = _longwave_v2(t_surf, t_atm3, cloud3, forcing.eps_surface, p.lw_1, p.lw_2)
+            lw = _longwave_v2(t_surf, t_atm3, cloud3, frc.eps_surface, p.lw_1, p.lw_2)
         wind = jnp.sqrt(rounded(u4 * u4) + rounded(v4 * v4))
         sensible = rounded(p.sensible * wind * (t_surf - t_atm3))
-        evap = _evaporation_q_sat(q_sat_surf, q3, wind, forcing.evap_factor, p.rho_c_e)
+        evap = _evaporation_q_sat(q_sat_surf, q3, wind, frc.evap_factor, p.rho_c_e)
         latent = rounded(p.latent_heat * evap)
 
         # 6. moisture: condensation against t_atm3, the temperature before this step's heating
@@ -299,14 +301,33 @@ def _step_stacked(
     # The four fields are one concatenate fusion, which evaluates each output's whole expression on its own:
     # the exponentials of q_sat(t_surf) and q_sat(t_atm3) ran once per output that depends on them (up to
     # three times per point). A first conditional materialises those two fields, so each exponential runs
-    # once; same values bit for bit, 3.32 -> 3.09 ms per step at 121x240 and 48.7 -> 39.9 ms at 481x960
-    # (2-core CPU machine), for two more field-sized temporaries (6 in all at 481x960: 21.1 MiB).
-    def nan_fields(n: int) -> Any:
-        return lambda x, *_: jnp.full((n, *x.shape[1:]), jnp.nan, x.dtype)
+    # once: same values bit for bit, 3.32 -> 3.09 ms per step at 121x240 and 48.7 -> 39.9 ms at 481x960
+    # (2-core CPU machine). The physics is pointwise, so on a large grid it runs over blocks of whole rows
+    # (`_row_blocks`): its six materialised fields are then block-sized, and the step's temporary memory
+    # stays at the advection's five fields (481x960 float64: 17.6 MiB, against 21.1 MiB in one block).
+    def nan_fields(n: int, block: slice) -> Any:
+        return lambda x, *_: jnp.full((n, block.stop - block.start, x.shape[2]), jnp.nan, x.dtype)
 
-    q_sats = lax.cond(p.dt > 0, saturation, nan_fields(2), x)
-    y = lax.cond(p.dt > 0, physics, nan_fields(4), x, q_sats[0], q_sats[1])
-    return lax.dynamic_update_slice_in_dim(x, y, 2, axis=0)
+    for block in _row_blocks(*x.shape[1:]):
+        q_sats = lax.cond(p.dt > 0, functools.partial(saturation, rows=block), nan_fields(2, block), x)
+        y = lax.cond(
+            p.dt > 0, functools.partial(physics, rows=block), nan_fields(4, block), x, q_sats[0], q_sats[1]
+        )
+        x = lax.dynamic_update_slice(x, y, (2, block.start, 0))
+    return x
+
+
+PHYSICS_BLOCK_POINTS = 1 << 17
+"""The pointwise physics of a step runs over blocks of whole rows of at most this many grid points (at least
+one row each). Grids up to this size (121x240 included) run in one block."""
+
+
+def _row_blocks(n_lat: int, n_lon: int) -> list[slice]:
+    """Static row ranges covering ``n_lat`` rows in nearly equal blocks of at most `PHYSICS_BLOCK_POINTS`
+    points (or one row)."""
+    n = min(n_lat, max(1, -(-n_lat * n_lon // PHYSICS_BLOCK_POINTS)))
+    edges = [n_lat * k // n for k in range(n + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(edges)]
 
 
 _STATIC = ("n_substeps", "shapiro_passes", "longwave", "in_flags", "out_flag")
