@@ -211,19 +211,23 @@ def test_apply_conv3d_refuses_padding_it_does_not_compute() -> None:
         apply_conv3d(conv, np.zeros((1, 3, 4, 4, 3), np.float32))
 
 
-def test_the_time_tap_convolution_is_the_3d_convolution() -> None:
-    """The tap sum against XLA's own 3-D convolution, with a time stride and dilation (within float32 rounding
-    of a different summation order)."""
+@pytest.mark.parametrize("channels", [3, 4])
+def test_the_time_tap_convolution_is_the_3d_convolution(channels: int) -> None:
+    """Both forms (3 input channels: the taps stacked into the channels of one 2-D convolution; 4: the sum of
+    one 2-D convolution per tap) against XLA's own 3-D convolution, with time and spatial strides and a time
+    dilation (within float32 rounding of a different summation order)."""
     import jax
 
     from conformance.exactness import assert_within
+    from implementations.vae import layers
     from implementations.vae.layers import conv3d_by_time_taps
 
+    assert (channels * 3 <= layers.STACKED_TAPS_MAX_CHANNELS) == (channels == 3)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 9, 6, 5, 3)).astype(np.float32)
-    k = rng.standard_normal((3, 3, 3, 3, 4)).astype(np.float32)
+    x = rng.standard_normal((2, 9, 6, 5, channels)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 3, channels, 4)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
-    for strides, dil in (((1, 1, 1), 1), ((2, 1, 1), 1), ((1, 1, 1), 2)):
+    for strides, dil in (((1, 1, 1), 1), ((2, 1, 1), 1), ((1, 1, 1), 2), ((1, 2, 2), 1), ((2, 2, 1), 2)):
         want = (
             jax.lax.conv_general_dilated(
                 x,

@@ -119,6 +119,12 @@ def _conv(
     return nnx.Conv(cin, cout, kernel, strides=strides, kernel_dilation=dilation, padding="VALID", rngs=rngs)
 
 
+STACKED_TAPS_MAX_CHANNELS = 9
+"""At most this many input channels times time taps (the RGB input convolution: 3 x 3), the taps are stacked
+into the channels of one 2-D convolution instead: a 2-D convolution over 3 channels runs at 18-38 GFLOP/s
+on XLA:CPU, and the tiny2 encode went from 40.8-42.6 to 38.5-39.5 ms (2-core CPU machine)."""
+
+
 def conv3d_by_time_taps(
     x: jax.Array,
     kernel: jax.Array,
@@ -128,7 +134,8 @@ def conv3d_by_time_taps(
     precision: Any = None,
 ) -> jax.Array:
     """A VALID 3-D convolution of (B, T, H, W, C) with ``kernel`` (kt, kh, kw, I, O), computed as the sum over
-    the kt time taps of 2-D convolutions of the frames folded into the batch.
+    the kt time taps of 2-D convolutions of the frames folded into the batch (or, for very few input
+    channels, `STACKED_TAPS_MAX_CHANNELS`, one 2-D convolution over the taps stacked into the channels).
 
     The result is the 3-D convolution's (only the order of the float sums differs: each tap accumulates in
     float32 or wider, the kt partial sums are added in that type, then rounded once to the input's type).
@@ -146,6 +153,25 @@ def conv3d_by_time_taps(
         raise VAEInputError(f"conv3d: {t} frames are fewer than the kernel's time span {span + 1}")
     dt = jnp.promote_types(x.dtype, kernel.dtype)
     acc = jnp.promote_types(dt, jnp.float32)
+    if c * kt <= STACKED_TAPS_MAX_CHANNELS:  # one 2-D convolution over the taps stacked into the channels
+        last = (t_out - 1) * st + 1
+        frames = jnp.concatenate(
+            [x[:, a * time_dilation : a * time_dilation + last : st] for a in range(kt)], axis=-1
+        )
+        kh, kw = kernel.shape[1:3]
+        stacked = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kh, kw, kt * c, -1)  # (kh, kw, tap-major, O)
+        out = jax.lax.conv_general_dilated(
+            frames.reshape(b * t_out, h, w, kt * c).astype(dt),
+            stacked.astype(dt),
+            strides[1:],
+            "VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=precision,
+            preferred_element_type=acc,
+        )
+        if bias is not None:
+            out = out + bias.astype(acc)
+        return out.astype(dt).reshape(b, t_out, *out.shape[1:])
     out = None
     for a in range(kt):
         start = a * time_dilation
