@@ -176,3 +176,23 @@ def test_physics_in_row_blocks_matches_the_reference(monkeypatch, block_points: 
         want = getattr(expected, name)
         scale = max(float(np.max(np.abs(want))), 1e-30)
         np.testing.assert_allclose(getattr(got, name), want, rtol=0, atol=1e-13 * scale, err_msg=name)
+
+
+def test_the_memory_baseline_waits_for_the_resident_set_to_settle(monkeypatch) -> None:
+    """`settled_rss_bytes` reads until the resident set stops shrinking and returns the lowest read, so a
+    temporary block that XLA frees just after the result is ready is not counted in the baseline."""
+    from contracts.gcm import memory
+
+    def reads(values: list[int]) -> list[int]:
+        it = iter(values)
+        monkeypatch.setattr(memory, "current_rss_bytes", lambda: next(it))
+        return values
+
+    reads([100, 90, 80, 80, 10])
+    assert memory.settled_rss_bytes(sleep=lambda _: None) == 80  # stops at the first read that is not lower
+    reads([100, 120, 10])
+    assert memory.settled_rss_bytes(sleep=lambda _: None) == 100
+    reads([50 - k for k in range(30)])
+    assert memory.settled_rss_bytes(polls=5, sleep=lambda _: None) == 45  # at most `polls` more reads
+    monkeypatch.undo()
+    assert 0 < memory.settled_rss_bytes(polls=2) <= memory.peak_rss_bytes()

@@ -26,6 +26,8 @@ import ctypes
 import ctypes.util
 import resource
 import sys
+import time
+from collections.abc import Callable
 
 
 def _status_kib(key: str) -> int | None:
@@ -44,6 +46,24 @@ def current_rss_bytes() -> int:
     if kib is not None:
         return kib * 1024
     return _getrusage_peak_bytes()  # no /proc: the best available figure
+
+
+def settled_rss_bytes(
+    polls: int = 20, interval_s: float = 0.001, sleep: Callable[[float], None] = time.sleep
+) -> int:
+    """The resident set once it stops shrinking: the lowest of up to ``polls`` reads ``interval_s`` apart,
+    stopping at the first read that is not lower than the one before. A JAX step's result is ready before
+    XLA's worker thread has freed that step's temporary block, so a single read right after
+    ``block_until_ready`` sometimes still counted the block in the baseline (measured at 481x960 float64
+    with --exact-rss: 0.0 MiB above baseline in one run of four, 14.7-17.8 MiB in the others)."""
+    low = current_rss_bytes()
+    for _ in range(polls):
+        sleep(interval_s)
+        now = current_rss_bytes()
+        if now >= low:
+            break
+        low = now
+    return low
 
 
 def _getrusage_peak_bytes() -> int:
@@ -102,4 +122,11 @@ def exact_rss_malloc(threshold: int = 2**20) -> bool:
         return False
 
 
-__all__ = ["current_rss_bytes", "exact_rss_malloc", "peak_rss_bytes", "reset_peak_rss", "tune_malloc"]
+__all__ = [
+    "current_rss_bytes",
+    "exact_rss_malloc",
+    "peak_rss_bytes",
+    "reset_peak_rss",
+    "settled_rss_bytes",
+    "tune_malloc",
+]

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from contracts.gcm.grid import Forcing, Grid, State, StepParams
-from contracts.gcm.memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
+from contracts.gcm.memory import peak_rss_bytes, reset_peak_rss, settled_rss_bytes
 from contracts.gcm.setup import default_forcing, initial_state
 from contracts.gcm.validate import check_finite, check_model_fields, check_step_params, model_field_dict
 
@@ -259,7 +259,7 @@ def integrate(
     if not bool(stepper.flags([ok])[0]):
         nonfinite = first_nonfinite(stepper.to_numpy(state), grid, 1)
 
-    baseline = current_rss_bytes()
+    baseline = settled_rss_bytes()  # after the first step's temporaries are freed (JAX frees them late)
     hwm_reset = reset_peak_rss()
 
     samples: list[float] = []
