@@ -4,6 +4,11 @@
   ``number`` calls, enough for about ``sample_s`` seconds, so that clock resolution and call overhead vanish.
 - Samples of the callables are interleaved round by round, the order reversing every round, so that machine
   drift (another process, frequency scaling) hits every callable alike: ratios stay honest on a shared machine.
+- With ``lead_in``, each sample starts with that many untimed calls of its own callable: where the callables
+  run on different thread pools (PyTorch's OpenMP, onnxruntime's, XLA's), the pool that ran the previous
+  sample keeps spinning for a while after it and slows the first calls of the next one, a cost that a
+  process running one runtime never pays (measured on the anomaly detector at B=64: the JAX port 4.64 ms
+  right after onnxruntime's samples, 4.13 ms with onnxruntime left out).
 - The garbage collector is off while a sample runs (a collection inside one sample is noise, not the code's
   cost), and each callable must block on its own result (``jax.block_until_ready``) before it returns.
 
@@ -59,10 +64,12 @@ def calibrate(fn: Callable[[], Any], sample_s: float, warmup: int = 1) -> int:
     return max(1, int(sample_s / max(time.perf_counter() - t0, 1e-7)))
 
 
-def _sample(fn: Callable[[], Any], number: int) -> float:
+def _sample(fn: Callable[[], Any], number: int, lead_in: int = 0) -> float:
     enabled = gc.isenabled()
     gc.disable()
     try:
+        for _ in range(lead_in):
+            fn()
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
@@ -73,17 +80,24 @@ def _sample(fn: Callable[[], Any], number: int) -> float:
 
 
 def measure(
-    fns: Mapping[str, Callable[[], Any]], *, rounds: int = 7, sample_s: float = 0.05, warmup: int = 1
+    fns: Mapping[str, Callable[[], Any]],
+    *,
+    rounds: int = 7,
+    sample_s: float = 0.05,
+    warmup: int = 1,
+    lead_in: int = 0,
 ) -> dict[str, Timing]:
     """Per-call timings of each callable, interleaved round by round (see the module docstring)."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}")
+    if lead_in < 0:
+        raise ValueError(f"lead_in must be >= 0; got {lead_in}")
     numbers = {name: calibrate(fn, sample_s, warmup) for name, fn in fns.items()}
     samples: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
-            samples[name].append(_sample(fns[name], numbers[name]))
+            samples[name].append(_sample(fns[name], numbers[name], lead_in))
     return {name: Timing(tuple(samples[name]), numbers[name]) for name in fns}
 
 
