@@ -196,3 +196,31 @@ def test_gate_trials_count_a_flag_on_an_untouched_benchmark_as_a_false_alarm() -
     slow["rows"] = [row(injected, 1.34, "+"), row(noisy, 1.02)]
     v = gate_trials.verdict([same, slow])
     assert (v["false_alarms"], v["detected"], v["same_failed"]) == (0, True, [])
+
+
+def test_the_timer_lead_in_calls_start_every_sample_untimed() -> None:
+    """``lead_in`` untimed calls precede the ``number`` timed calls of every sample, so a sample's time is the
+    timed calls' only: a callable whose first two calls of each sample are slow measures as fast."""
+    import time
+
+    from benchmarks import timer as timing
+
+    state = {"calls": 0, "since_other": 0}
+
+    def other() -> None:
+        state["since_other"] = 0
+
+    def slow_start() -> None:
+        state["calls"] += 1
+        state["since_other"] += 1
+        if state["since_other"] <= 2:  # the first two calls after another callable ran
+            time.sleep(0.02)
+
+    t = timing.measure(
+        {"slow_start": slow_start, "other": other}, rounds=3, sample_s=0.0, warmup=1, lead_in=2
+    )
+    assert t["slow_start"].number == 1 and max(t["slow_start"].samples) < 0.01
+    without = timing.measure({"slow_start": slow_start, "other": other}, rounds=3, sample_s=0.0, lead_in=0)
+    assert min(without["slow_start"].samples) >= 0.02
+    with pytest.raises(ValueError, match="lead_in must be >= 0"):
+        timing.measure({"other": other}, lead_in=-1)
