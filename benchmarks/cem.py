@@ -7,7 +7,9 @@ Run as a script for the issue's performance figures, all measured in one run on 
 - cold start, each in a fresh subprocess: `load_pipeline` time without a persistent compilation cache, with
   a cold one (populating it) and with a warm one; the first ``predict_controls`` call over the steady-state
   median (target <= 1.2x after load), with and without the load-time warm-up run;
-- steady state of the default pendulum pipeline: per-call mean, CV (target <= 5 %) and rate (>= 30 Hz);
+- steady state of the default pendulum pipeline: per-call mean, CV (target <= 5 %) and rate (>= 30 Hz), in
+  this process and in a fresh one pinned to one core, beside the machine's own floor at that call length
+  (the CV of a fixed single-thread NumPy workload as long as the call);
 - learned-dynamics task: JAX ``optimize`` vs the batched PyTorch reference on identical work (same config,
   same injected noise, float32), and JAX's throughput as a fraction of this machine's float32 matmul peak
   (the best of jnp.dot and torch.mm on 1024^2 and 2048^2 matrices, measured in the same run).

@@ -238,7 +238,7 @@ def memory_ratio(res: dict[str, dict[str, Any]]) -> float:
 
 
 MEMORY_RUNS_DEFAULT_MALLOC = 3
-"""Runner runs per backend for the default-malloc row: its JAX figure is a whole number (1 to 5, measured) of
+"""Runner runs per backend for the default-malloc row: its JAX figure is a whole number (1 to 7, measured) of
 XLA's per-step temporary block (481x960 float64: 17.6 MiB), depending on which malloc arenas the steps'
 allocations land in, so one run says little; the row reports the median and the range."""
 
