@@ -95,27 +95,23 @@ def export_pendulum(out: Path) -> Path:
     return export.export_weights(weights, out)
 
 
-def _fresh_process(artifact: Path, cache: Path | None, warmup: bool, calls: int) -> dict:
-    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+def _child(script: str, *args: object) -> Any:
+    """Run ``script`` in a fresh interpreter with ``args`` and return the JSON of its last output line."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            COLD_START,
-            str(artifact),
-            str(cache) if cache else "-",
-            "1" if warmup else "0",
-            str(calls),
-        ],
+        [sys.executable, "-c", script, *map(str, args)],
         # not the repo root: the child imports the project from the environment (under asv, the commit
         # being benchmarked), never from the working tree
         cwd=tempfile.gettempdir(),
-        env=env,
+        env={**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")},
         capture_output=True,
         text=True,
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _fresh_process(artifact: Path, cache: Path | None, warmup: bool, calls: int) -> dict:
+    return _child(COLD_START, artifact, cache or "-", "1" if warmup else "0", calls)
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -127,6 +123,7 @@ def _summary(samples: list[float]) -> dict[str, float]:
         "median_s": float(med),
         "cv": std / mean,
         "iqr_over_median": float((q3 - q1) / med),
+        "share_over_1_2x_median": float(np.mean(np.asarray(samples) > 1.2 * med)),
         "hz": 1.0 / mean,
     }
 
@@ -220,17 +217,7 @@ def steady_state_pinned(artifact: Path, calls: int, cpu: int | None = None) -> d
     if not hasattr(os, "sched_setaffinity"):
         return None
     cpu = max(os.sched_getaffinity(0)) if cpu is None else cpu
-    out = subprocess.run(
-        [sys.executable, "-c", STEADY_PINNED, str(artifact), str(cpu), str(calls)],
-        cwd=tempfile.gettempdir(),  # the project from the environment, as in `_fresh_process`
-        env={**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    totals = json.loads(out.stdout.strip().splitlines()[-1])
-    slow = sum(t > 1.2 * float(np.median(totals)) for t in totals) / len(totals)
-    return {"cpu": cpu, "gc_during_timing": False, **_summary(totals), "share_over_1_2x_median": slow}
+    return {"cpu": cpu, "gc_during_timing": False, **_summary(_child(STEADY_PINNED, artifact, cpu, calls))}
 
 
 def _time(fn, repeats: int) -> float:

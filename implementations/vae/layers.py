@@ -153,25 +153,30 @@ def conv3d_by_time_taps(
         raise VAEInputError(f"conv3d: {t} frames are fewer than the kernel's time span {span + 1}")
     dt = jnp.promote_types(x.dtype, kernel.dtype)
     acc = jnp.promote_types(dt, jnp.float32)
+    last = (t_out - 1) * st + 1
+    taps = [x[:, a * time_dilation : a * time_dilation + last : st] for a in range(kt)]
     if c * kt <= STACKED_TAPS_MAX_CHANNELS:  # one 2-D convolution over the taps stacked into the channels
-        last = (t_out - 1) * st + 1
-        frames = jnp.concatenate(
-            [x[:, a * time_dilation : a * time_dilation + last : st] for a in range(kt)], axis=-1
-        )
         kh, kw = kernel.shape[1:3]
         stacked = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kh, kw, kt * c, -1)  # (kh, kw, tap-major, O)
-        out = jax.lax.conv_general_dilated(
-            frames.reshape(b * t_out, h, w, kt * c).astype(dt),
-            stacked.astype(dt),
+        pairs = [(jnp.concatenate(taps, axis=-1), stacked)]
+    else:
+        pairs = list(zip(taps, kernel, strict=True))
+    out = None
+    for frames, k in pairs:
+        y = jax.lax.conv_general_dilated(
+            frames.reshape(b * t_out, h, w, -1).astype(dt),
+            k.astype(dt),
             strides[1:],
             "VALID",
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             precision=precision,
             preferred_element_type=acc,
         )
-        if bias is not None:
-            out = out + bias.astype(acc)
-        return out.astype(dt).reshape(b, t_out, *out.shape[1:])
+        out = y if out is None else out + y
+    assert out is not None
+    if bias is not None:
+        out = out + bias.astype(acc)
+    return out.astype(dt).reshape(b, t_out, *out.shape[1:])
     out = None
     for a in range(kt):
         start = a * time_dilation
