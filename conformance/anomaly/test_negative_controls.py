@@ -51,7 +51,7 @@ def _run_mutant(
     """Make the case's `Detector` run a mutant, then run the case's check, which must fail.
 
     ``model`` edits a copy of the port (its static attributes or weights); ``call`` replaces the jitted
-    ``(graphdef, params, W) -> (O1, score)``. The port is traced afresh either way, so defects patched into
+    ``(graphdef, params, W) -> (O1, score)`` (bound to the graph and weights, as `model.weights_bound`). The port is traced afresh either way, so defects patched into
     the port's module are seen too; monkeypatch restores the shared port afterwards.
     """
     case = cases.get(case_name)
@@ -63,7 +63,9 @@ def _run_mutant(
         graphdef, state = nnx.split(mutated)
         params = nnx.to_pure_dict(state)
     monkeypatch.setattr(detector, "_split", (graphdef, params, cfg))
-    monkeypatch.setattr(detector, "_apply", jax.jit(partial(call or port_model._merge_call, graphdef)))
+    monkeypatch.setattr(
+        detector, "_apply", jax.jit(partial(call or port_model._merge_call, graphdef, params))
+    )
     precision.apply()
     with ci_check_without_shrinking():
         err = assert_the_check_fails(lambda: cases.check(case, "float32", "jax-jit"))
@@ -134,8 +136,8 @@ def test_the_unmutated_port_passes_the_same_check(monkeypatch: pytest.MonkeyPatc
     defect, not the mechanism)."""
     case = cases.get("anomaly.detect")
     detector = anomaly_cases._port(str(case.implementation.checkpoint))
-    graphdef = detector._load()[0]
-    monkeypatch.setattr(detector, "_apply", jax.jit(partial(port_model._merge_call, graphdef)))
+    graphdef, params, _ = detector._load()
+    monkeypatch.setattr(detector, "_apply", jax.jit(partial(port_model._merge_call, graphdef, params)))
     precision.apply()
     with ci_check_without_shrinking():
         cases.check(case, "float32", "jax-jit")

@@ -196,6 +196,16 @@ def bound_apply(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array], tuple[jax.
     return jax.jit(partial(_merge_call, graphdef))
 
 
+def weights_bound(graphdef: nnx.GraphDef, params: Any) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
+    """``W -> merge(graphdef, params)(W)`` jitted with the weights closed over, so XLA compiles them in as
+    constants (as the ``jax.export`` artifact does). One compilation per set of weights, not per
+    configuration; it compiles as fast as `bound_apply` (0.57-0.64 s at B=1 either way), and runs faster:
+    on the 2-core CPU machine 3.55-3.85 vs 4.0-4.4 ms at B=64 and 0.18 vs 0.32 ms at B=1 (no weights
+    pytree to flatten per call). The results agree with `bound_apply`'s to a few float32 ulps (the
+    weights' layout and the fusions differ), not bit for bit."""
+    return jax.jit(partial(_merge_call, graphdef, params))
+
+
 def detect(model: AnomalyDetector, W: object) -> tuple[jax.Array, jax.Array]:
     """``(O1, score)`` of windows ``W`` (B, L, D) float32: validated on the host, then one cached jit."""
     cfg = model.cfg
