@@ -328,8 +328,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         id="vae.frame-batches-fresh-cache",
         path=MODEL,
-        old="            out, cache = apply_module(\n",
-        new="            out, _ = apply_module(\n",
+        old="            out, cache = apply_bound(bound, leaves,",
+        new="            out, _ = apply_bound(bound, leaves,",
         kind="state",
         doc="each frame batch starts with a fresh conv cache (frame 0 repeated) instead of the previous batch's",
     ),

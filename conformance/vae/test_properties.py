@@ -205,10 +205,10 @@ def test_nearest_indices_are_torch_legacy_nearest(n_in: int) -> None:
 # -- compile counts ---------------------------------------------------------------------------------------------
 
 
-def _micro_model(cfg: CogVideoXVAEConfig, tiling: bool) -> impl.AutoencoderKLCogVideoX:
+def _micro_model(cfg: CogVideoXVAEConfig, tiling: bool, seed: int = 3) -> impl.AutoencoderKLCogVideoX:
     ctor = ("AutoencoderKLCogVideoX", (cfg,), ())
     m = load_model(
-        impl.AutoencoderKLCogVideoX, (cfg,), random_state_dict(ctor, 3, "float32"), dtype=np.float32
+        impl.AutoencoderKLCogVideoX, (cfg,), random_state_dict(ctor, seed, "float32"), dtype=np.float32
     )
     if tiling:
         m.enable_tiling()
@@ -222,6 +222,25 @@ def test_compiles_do_not_grow_with_frame_batches() -> None:
     with compiles.counting() as c:
         out = jax.block_until_ready(m.encode(rng.standard_normal((1, 41, 8, 8, 3)).astype(np.float32)))
     assert out.shape == (1, 21, 4, 4, 8) and c.compiles == 0, c
+
+
+def test_models_of_one_configuration_share_a_compilation_and_see_weight_updates() -> None:
+    """The graph is walked and hashed once per model (`bind`), but the weights are read on every call: a
+    second model of the same configuration compiles nothing and gives its own result, and copying its
+    weights into the first model in place makes the first give that result too."""
+    first, second = _micro_model(MICRO, False), _micro_model(MICRO, False, seed=4)
+    x = np.random.default_rng(0).standard_normal((1, 9, 8, 8, 3)).astype(np.float32)
+    out_first = np.asarray(first.encode(x))
+    with compiles.counting() as c:
+        out_second = np.asarray(second.encode(x))
+    assert c.compiles == 0, c
+    assert np.abs(out_first - out_second).max() > 1e-3  # different weights, different moments
+    nnx.update(first, nnx.state(second))
+    assert_bitwise(
+        out_second,
+        np.asarray(first.encode(x)),
+        why=f"{Exactness.SAME_PROGRAM}: one compiled encoder, the same weights and input",
+    )
 
 
 def test_compiles_do_not_grow_with_tiles() -> None:
