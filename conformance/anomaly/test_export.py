@@ -17,7 +17,7 @@ from implementations.anomaly import cli as port_cli
 from implementations.anomaly.runtimes import load
 from reference.anomaly import cli as reference_cli
 from reference.anomaly.checkpoint import state_dict
-from reference.anomaly.export import export_onnx, export_torchscript
+from reference.anomaly.export import ONNX_OPSET, export_onnx, export_torchscript
 from reference.anomaly.model import detect as ref_detect
 
 
@@ -33,8 +33,13 @@ def test_manifest(fmt: str, artifact, ref_model) -> None:
     assert m["dynamic_dims"]["W"] == {"0": "batch"} and m["static_dims"] == {"L": 16, "D": 8}
     assert {"torch", "onnx", "onnxruntime", "jax", "flax", "python"} <= set(m["versions"])
     if fmt == "onnx":
-        assert m["opset"] == 20 and m["fallback"] is False and "dynamo=True" in m["exporter"]
+        assert m["opset"] == ONNX_OPSET == 23 and m["fallback"] is False and "dynamo=True" in m["exporter"]
         assert "full_check=True" in m["checker"]
+        import onnx
+
+        ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+        # one fused node per attention (2 encoder layers + 2 decoder blocks), not its decomposition
+        assert ops.count("Attention") == 4 and "Softmax" not in ops, sorted(set(ops))
     if fmt == "ts":
         assert m["exporter"] == "torch.jit.script + torch.jit.freeze"
 
