@@ -9,7 +9,8 @@ in the same process; target: onnxruntime >= 1.5x and jax-jit >= 1.0x at B=1) and
 into `conformance.tiers.TIERS`, judged as the ``anomaly.detect`` case: a runtime that became fast by becoming
 wrong shows here). The exports, the speedups and the tiers run once per asv run (``setup_cache``), not once
 per benchmark process.
-Standalone: ``python -m benchmarks.anomaly`` prints the ratios table (one process, one run).
+Standalone: ``python -m benchmarks.anomaly`` prints the ratios table (one process, one run);
+``--ort-profile`` prints where onnxruntime's time goes per operator type (`onnxruntime_op_profile`).
 """
 
 from __future__ import annotations
@@ -260,10 +261,62 @@ def best_times(B: int, rounds: int = 7) -> dict[str, tuple[float, int]]:
     return best
 
 
-def main() -> None:
+def onnxruntime_op_profile(B: int = 64, runs: int = 50) -> list[tuple[str, float, int]]:
+    """Where onnxruntime's time goes on the reference's ONNX artifact: ``(op type, microseconds per run,
+    nodes)`` from onnxruntime's own profiler (``SessionOptions.enable_profiling``; its per-node timers add
+    about a fifth to the total), largest first."""
+    import json
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the runtime loads it
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="ort-profile-")) / "ort")
+    onnx_path = str(_setup()[1]["onnx"])
+    sess = ort.InferenceSession(onnx_path, sess_options=opts, providers=["CPUExecutionProvider"])
+    W = _windows(B)
+    for _ in range(5):
+        sess.run(None, {"W": W})
+    profile = Path(sess.end_profiling())  # the warm-up runs are in it too: start afresh
+    opts.profile_file_prefix = str(profile.with_name("timed"))
+    sess = ort.InferenceSession(onnx_path, sess_options=opts, providers=["CPUExecutionProvider"])
+    sess.run(None, {"W": W})
+    for _ in range(runs):
+        sess.run(None, {"W": W})
+    events = json.loads(Path(sess.end_profiling()).read_text())
+    micros: Counter[str] = Counter()
+    nodes: Counter[str] = Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            micros[e["args"]["op_name"]] += e["dur"]
+            nodes[e["args"]["op_name"]] += 1
+    n = runs + 1
+    return [(op, us / n, nodes[op] // n) for op, us in micros.most_common()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     from conformance import precision
 
+    p = argparse.ArgumentParser(prog="python -m benchmarks.anomaly")
+    p.add_argument(
+        "--ort-profile",
+        action="store_true",
+        help="print onnxruntime's time per operator type at B=64 and stop",
+    )
+    args = p.parse_args(argv)
     precision.apply()
+    if args.ort_profile:
+        rows = onnxruntime_op_profile()
+        total = sum(us for _, us, _ in rows)
+        print(f"onnxruntime, B=64, profiled (timers included): {total / 1e3:.2f} ms per run")
+        for op, us, n in rows:
+            print(f"{op:<26}{us:>9.1f} us {100 * us / total:>5.1f}%  {n:>3} nodes")
+        return
     _, _, seconds = _setup()
     th = timing.threads()
     print("export seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))

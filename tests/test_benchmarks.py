@@ -224,3 +224,17 @@ def test_the_timer_lead_in_calls_start_every_sample_untimed() -> None:
     assert min(without["slow_start"].samples) >= 0.02
     with pytest.raises(ValueError, match="lead_in must be >= 0"):
         timing.measure({"other": other}, lead_in=-1)
+
+
+def test_onnxruntime_op_profile_names_the_fused_attention(tmp_path, monkeypatch) -> None:
+    """The reproducer behind the onnxruntime row's limit: per-operator times from onnxruntime's profiler,
+    the four attentions as fused Attention nodes, and no profile file left in the working directory."""
+    from benchmarks import anomaly
+
+    monkeypatch.chdir(tmp_path)
+    rows = anomaly.onnxruntime_op_profile(B=2, runs=2)
+    ops = {op: (us, n) for op, us, n in rows}
+    assert ops["Attention"][1] == 4 and "Softmax" not in ops
+    assert all(us > 0 and n >= 1 for us, n in ops.values())
+    assert [us for _, us, _ in rows] == sorted((us for _, us, _ in rows), reverse=True)
+    assert list(tmp_path.iterdir()) == []
