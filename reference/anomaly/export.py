@@ -173,7 +173,7 @@ def _check_onnx(path: Path) -> int:
 
 
 def export_onnx(model: AnomalyDetector, out_dir: str | Path, *, force_legacy: bool = False) -> Path:
-    """ONNX via the dynamo exporter (opset 20), checked with ``onnx.checker`` (full); the legacy exporter
+    """ONNX via the dynamo exporter (opset `ONNX_OPSET`, 23), checked with ``onnx.checker`` (full); the legacy exporter
     only if that fails (``force_legacy`` skips straight to it, for tests). ``anomaly.onnx`` + manifest."""
     cfg = model.cfg
     out = _path(out_dir, "onnx")
