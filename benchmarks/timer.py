@@ -1,7 +1,8 @@
 """The one timer every benchmark module uses: per-call seconds of several callables, measured alike.
 
 - Each callable is warmed up first (a JAX function compiles on its first call), then calibrated: a sample is
-  ``number`` calls, enough for about ``sample_s`` seconds, so that clock resolution and call overhead vanish.
+  ``number`` calls, enough for about ``sample_s`` seconds (from the median of a few timed calls), so that
+  clock resolution and call overhead vanish.
 - Samples of the callables are interleaved round by round, the order reversing every round, so that machine
   drift (another process, frequency scaling) hits every callable alike: ratios stay honest on a shared machine.
 - With ``lead_in``, each sample starts with that many untimed calls of its own callable: where the callables
@@ -55,13 +56,27 @@ class Timing:
         }
 
 
+CALIBRATION_CALLS = 3
+"""Timed calls that set a callable's calls per sample (fewer where they already fill a sample)."""
+
+
 def calibrate(fn: Callable[[], Any], sample_s: float, warmup: int = 1) -> int:
-    """Calls per sample so that one sample takes about ``sample_s`` (after ``warmup`` untimed calls)."""
+    """Calls per sample so that one sample takes about ``sample_s`` (after ``warmup`` untimed calls).
+
+    The per-call time is the median of up to `CALIBRATION_CALLS` timed calls, not the first one: the call
+    right after a JAX compile still pays first-touch costs (measured on the GCM step at 121x240: about
+    3x the steady time), and calibrated on it a sample held 2 calls instead of 6, so the cost of the first
+    call after another callable's sample weighed three times as much in every sample (4.6 against 3.1 ms
+    per step).
+    """
     for _ in range(max(warmup, 1)):
         fn()
-    t0 = time.perf_counter()
-    fn()
-    return max(1, int(sample_s / max(time.perf_counter() - t0, 1e-7)))
+    times: list[float] = []
+    while not times or (len(times) < CALIBRATION_CALLS and sum(times) < sample_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return max(1, int(sample_s / max(statistics.median(times), 1e-7)))
 
 
 def _sample(fn: Callable[[], Any], number: int, lead_in: int = 0) -> float:
