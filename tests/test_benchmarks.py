@@ -135,13 +135,25 @@ def test_no_benchmark_inherits_a_wrong_asv_setting_from_its_module_or_class() ->
                     )
 
 
-def test_asv_runs_a_time_benchmark_to_a_number() -> None:
+def test_asv_runs_a_time_benchmark_to_a_number(tmp_path) -> None:
     """asv's own runner on one cheap benchmark, in this environment (`asv run --python=same`): it fails when
-    asv cannot time the suite's benchmarks at all (seen: a module-level ``timer`` import became asv's clock)."""
+    asv cannot time the suite's benchmarks at all (seen: a module-level ``timer`` import became asv's clock).
+
+    asv refuses to run on a machine it has no ``~/.asv-machine.json`` for (a fresh clone on a fresh machine,
+    seen failing this test), so the run registers a machine of its own in a temporary home directory."""
     pytest.importorskip("asv")
+    env = {**_env(), "HOME": str(tmp_path)}
+    subprocess.run(
+        [sys.executable, "-m", "asv", "machine", "--yes", "--machine", "parity-test"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
     out = subprocess.run(
         [
             *(sys.executable, "-m", "asv", "run", "--python=same", "--quick", "--dry-run", "--show-stderr"),
+            *("--machine", "parity-test"),
             *(
                 "--bench",
                 r"gcm[.]TimeHyperdiffusion[.]time_hyperdiffuse",
@@ -150,7 +162,7 @@ def test_asv_runs_a_time_benchmark_to_a_number() -> None:
             ),
         ],
         cwd=ROOT,
-        env=_env(),
+        env=env,
         capture_output=True,
         text=True,
         check=False,
