@@ -10,6 +10,9 @@ Run as a script for the issue's performance figures, all measured in one run on 
 - steady state of the default pendulum pipeline: per-call mean, CV (target <= 5 %) and rate (>= 30 Hz), in
   this process and in a fresh one pinned to one core, beside the machine's own floor at that call length
   (the CV of a fixed single-thread NumPy workload as long as the call);
+- at the control rate: the median and p90 call when calls come on a fixed 50 Hz schedule, against the
+  same calls back to back, the first call after load over the paced call, and how much slower a fixed
+  single-thread NumPy workload runs paced on this machine (`paced_state`);
 - learned-dynamics task: JAX ``optimize`` vs the batched PyTorch reference on identical work (same config,
   same injected noise, float32), and JAX's throughput as a fraction of this machine's float32 matmul peak
   (the best of jnp.dot and torch.mm on 1024^2 and 2048^2 matrices, measured in the same run).
@@ -186,11 +189,8 @@ def steady_state(artifact: Path, calls: int) -> dict:
     return out
 
 
-def noise_floor(seconds: float, calls: int) -> dict[str, float]:
-    """The machine's own jitter at this call length: `_summary` of ``calls`` timings of a fixed single-thread
-    NumPy workload (``np.sin`` over an array sized to take about ``seconds``), garbage collector off, in this
-    process. A multi-threaded pipeline call with three host round trips cannot be steadier than this; the
-    CEM CV is read against it."""
+def _sized_workload(seconds: float) -> np.ndarray:
+    """An array whose ``np.sin`` takes about ``seconds`` on one thread (warmed up)."""
     x = np.random.default_rng(0).standard_normal(1 << 16)
     t0 = time.perf_counter()
     np.sin(x)
@@ -198,6 +198,15 @@ def noise_floor(seconds: float, calls: int) -> dict[str, float]:
     x = np.random.default_rng(0).standard_normal(n)
     for _ in range(20):
         np.sin(x)
+    return x
+
+
+def noise_floor(seconds: float, calls: int) -> dict[str, float]:
+    """The machine's own jitter at this call length: `_summary` of ``calls`` timings of a fixed single-thread
+    NumPy workload (``np.sin`` over an array sized to take about ``seconds``), garbage collector off, in this
+    process. A multi-threaded pipeline call with three host round trips cannot be steadier than this; the
+    CEM CV is read against it."""
+    x = _sized_workload(seconds)
     totals = []
     gc.collect()
     gc.disable()
@@ -209,6 +218,74 @@ def noise_floor(seconds: float, calls: int) -> dict[str, float]:
     finally:
         gc.enable()
     return _summary(totals)
+
+
+CONTROL_HZ = 50.0
+"""The control rate of `paced_state`: a planner called on a fixed 20 ms schedule, as in closed loop."""
+
+
+def paced_durations(
+    fn: Callable[[int], Any],
+    calls: int,
+    period_s: float,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[float]:
+    """The duration of each of ``calls`` calls ``fn(i)`` started on a fixed schedule, one every ``period_s``
+    seconds (``0`` runs them back to back). A call that overruns its slot starts the next one at once, and
+    the schedule does not drift with the calls' own durations."""
+    out = []
+    due = clock()
+    for i in range(calls):
+        t0 = clock()
+        fn(i)
+        out.append(clock() - t0)
+        if period_s > 0:
+            due += period_s
+            wait = due - clock()
+            if wait > 0:
+                sleep(wait)
+    return out
+
+
+def paced_state(artifact: Path, calls: int, hz: float = CONTROL_HZ) -> dict:
+    """The pipeline as a controller runs it: loaded afresh (warm-up included), its first call, then ``calls``
+    calls at ``hz`` on a fixed schedule, then as many back to back; garbage collector off. Beside them, a fixed
+    single-thread NumPy workload as long as the back-to-back call, timed both ways: how much slower this
+    machine runs any work that starts after an idle gap (frequency, caches, idle cores woken)."""
+    from implementations.cem import runtime
+
+    p = runtime.load_pipeline(artifact)
+    rng = np.random.default_rng(0)
+    x0 = np.asarray(p.config.spec.x0, np.float32)
+    inputs = [(x0 + 0.1 * rng.standard_normal(x0.shape)).astype(np.float32) for _ in range(calls)]
+
+    def call(i: int) -> None:
+        p.predict_controls(inputs[i % calls], 0.02 * (i + 1))
+
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        p.predict_controls(x0, 0.0)
+        first = time.perf_counter() - t0
+        paced = paced_durations(call, calls, 1.0 / hz)
+        back = paced_durations(call, calls, 0.0)
+        x = _sized_workload(statistics.median(back))
+        machine_paced = paced_durations(lambda _: np.sin(x), calls, 1.0 / hz)
+        machine_back = paced_durations(lambda _: np.sin(x), calls, 0.0)
+    finally:
+        gc.enable()
+    out = {
+        "hz": hz,
+        "first_s": first,
+        "paced": {**_summary(paced), "p90_s": float(np.percentile(paced, 90))},
+        "back_to_back": _summary(back),
+        "machine_paced_over_back_to_back": statistics.median(machine_paced) / statistics.median(machine_back),
+    }
+    out["paced_over_back_to_back"] = out["paced"]["median_s"] / out["back_to_back"]["median_s"]
+    out["first_over_paced"] = first / out["paced"]["median_s"]
+    return out
 
 
 def steady_state_pinned(artifact: Path, calls: int, cpu: int | None = None) -> dict | None:
@@ -445,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         results["cold_start"] = cold_start(art, 30)
         results["steady_pendulum"] = steady_state(art, calls)
         results["steady_pinned"] = steady_state_pinned(art, calls)
+        results["paced"] = paced_state(art, 30 if args.quick else 100)
     results["learned"] = learned_vs_torch(10 if args.quick else 30)
     results["matmul"] = timing.matmul_peak()
     results["learned"]["fraction_of_matmul_peak"] = (
@@ -486,6 +564,17 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  the machine's floor at this call length (fixed single-thread NumPy work, median "
         f"{fl['median_s'] * 1e3:.3f} ms, collector off): CV {fl['cv']:.3f}  IQR/median {fl['iqr_over_median']:.3f}"
+    )
+    pc = results["paced"]
+    print(
+        f"at the control rate ({pc['hz']:.0f} Hz, calls on a fixed schedule, collector off, a fresh load): median "
+        f"{pc['paced']['median_s'] * 1e3:.3f} ms  p90 {pc['paced']['p90_s'] * 1e3:.3f} ms  CV {pc['paced']['cv']:.3f};"
+        f" back to back {pc['back_to_back']['median_s'] * 1e3:.3f} ms ({pc['paced_over_back_to_back']:.2f}x faster)"
+    )
+    print(
+        f"  first call after that load {pc['first_s'] * 1e3:.3f} ms = {pc['first_over_paced']:.2f}x the paced call; "
+        f"the machine: a fixed single-thread NumPy workload runs {pc['machine_paced_over_back_to_back']:.2f}x "
+        "slower paced than back to back"
     )
     learned = results["learned"]
     print(
@@ -530,6 +619,7 @@ class _Cached:
             "cold": cold_start(art, 20),
             "steady": steady_state(art, 100),
             "pinned": steady_state_pinned(art, 300),
+            "paced": paced_state(art, 100),
             "learned": learned_vs_torch(10),
             "aot_tier": aot_parity(art),
         }
@@ -560,6 +650,14 @@ class CEM(_Cached):
 
     def track_steady_ms_pinned(self, r: dict) -> float:
         return float("nan") if r["pinned"] is None else 1e3 * r["pinned"]["median_s"]
+
+    def track_paced_ms(self, r: dict) -> float:
+        """Median call at the control rate (`paced_state`)."""
+        return 1e3 * r["paced"]["paced"]["median_s"]
+
+    def track_first_over_paced(self, r: dict) -> float:
+        """The first call after load over the median call at the control rate."""
+        return r["paced"]["first_over_paced"]
 
     def track_noise_floor_cv(self, r: dict) -> float:
         """CV of a fixed single-thread NumPy workload as long as the steady call (`noise_floor`)."""

@@ -260,6 +260,34 @@ def test_the_timer_calibrates_on_the_median_of_several_calls_not_on_one_slow_cal
     assert timing.calibrate(slow_then_steady, sample_s=0.01, warmup=1) == 1 and state["calls"] == 2
 
 
+def test_paced_calls_keep_a_fixed_schedule_and_start_late_calls_at_once() -> None:
+    """`benchmarks.cem.paced_durations`: each call starts on its 20 ms slot (the waits make up for the
+    calls' own durations), a call that overruns its slot is followed at once, and the schedule then stays
+    where it was (no drift); period 0 never sleeps."""
+    from benchmarks.cem import paced_durations
+
+    now = [0.0]
+    starts: list[float] = []
+    sleeps: list[float] = []
+    work = [0.005, 0.03, 0.005, 0.002]
+
+    def fn(i: int) -> None:
+        starts.append(now[0])
+        now[0] += work[i]
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        now[0] += s
+
+    out = paced_durations(fn, 4, 0.02, clock=lambda: now[0], sleep=sleep)
+    assert out == pytest.approx(work)
+    assert starts == pytest.approx([0.0, 0.02, 0.05, 0.06])
+    assert sleeps == pytest.approx([0.015, 0.005, 0.018])
+    now[0], starts[:], sleeps[:] = 0.0, [], []
+    assert paced_durations(fn, 4, 0.0, clock=lambda: now[0], sleep=sleep) == pytest.approx(work)
+    assert sleeps == [] and starts == pytest.approx([0.0, 0.005, 0.035, 0.04])
+
+
 def test_onnxruntime_op_profile_names_the_fused_attention(tmp_path, monkeypatch) -> None:
     """The reproducer behind the onnxruntime row's limit: per-operator times from onnxruntime's profiler,
     the four attentions as fused Attention nodes, and no profile file left in the working directory."""
