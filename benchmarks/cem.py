@@ -260,8 +260,10 @@ def paced_state(artifact: Path, calls: int, hz: float = CONTROL_HZ) -> dict:
     x0 = np.asarray(p.config.spec.x0, np.float32)
     inputs = [(x0 + 0.1 * rng.standard_normal(x0.shape)).astype(np.float32) for _ in range(calls)]
 
+    clock = itertools.count(1)  # plant time keeps advancing across the paced and the back-to-back calls
+
     def call(i: int) -> None:
-        p.predict_controls(inputs[i % calls], 0.02 * (i + 1))
+        p.predict_controls(inputs[i % calls], 0.02 * next(clock))
 
     gc.collect()
     gc.disable()
