@@ -167,11 +167,16 @@ def _one(r: dict) -> dict:
     }
 
 
+def _perturbed_states(x0: np.ndarray, n: int) -> list[np.ndarray]:
+    """``n`` plant states near ``x0`` (Gaussian, scale 0.1, seed 0): the inputs of the closed-loop calls."""
+    rng = np.random.default_rng(0)
+    return [(x0 + 0.1 * rng.standard_normal(x0.shape)).astype(np.float32) for _ in range(n)]
+
+
 def steady_state(artifact: Path, calls: int) -> dict:
     from implementations.cem import runtime
 
     p = runtime.load_pipeline(artifact)
-    rng = np.random.default_rng(0)
     x0 = np.asarray(p.config.spec.x0, np.float32)
     for i in range(20):  # settle
         p.predict_controls(x0, 0.02 * i)
@@ -179,8 +184,7 @@ def steady_state(artifact: Path, calls: int) -> dict:
     gc.collect()
     gc.disable()  # the collector's pauses are not the pipeline's (measured: CV 0.27-0.34 with it, 0.16-0.25 without)
     try:
-        for i in range(calls):
-            x = (x0 + 0.1 * rng.standard_normal(x0.shape)).astype(np.float32)
+        for i, x in enumerate(_perturbed_states(x0, calls)):
             totals.append(p.predict_controls(x, 0.02 * (i + 20), return_timing=True)[1]["total_time"])
     finally:
         gc.enable()
@@ -256,9 +260,8 @@ def paced_state(artifact: Path, calls: int, hz: float = CONTROL_HZ) -> dict:
     from implementations.cem import runtime
 
     p = runtime.load_pipeline(artifact)
-    rng = np.random.default_rng(0)
     x0 = np.asarray(p.config.spec.x0, np.float32)
-    inputs = [(x0 + 0.1 * rng.standard_normal(x0.shape)).astype(np.float32) for _ in range(calls)]
+    inputs = _perturbed_states(x0, calls)
 
     clock = itertools.count(1)  # plant time keeps advancing across the paced and the back-to-back calls
 
@@ -405,11 +408,9 @@ def aot_parity(artifact: Path, calls: int = 20) -> tuple[str, str | None]:
     jitted = export.jit_pipeline(cfg, None, policy, replan_steps=loaded.replan_steps, key=0)
 
     def drive(p: Any) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(0)
         x0 = np.asarray(cfg.spec.x0, np.float32)
         out: dict[str, list[np.ndarray]] = {"controls": [], "tk": [], "mean": [], "std": [], "key": []}
-        for i in range(calls):
-            x = (x0 + 0.1 * rng.standard_normal(x0.shape)).astype(np.float32)
+        for i, x in enumerate(_perturbed_states(x0, calls)):
             out["controls"].append(p.predict_controls(x, 0.02 * i))
             for k in ("tk", "mean", "std", "key"):
                 out[k].append(getattr(p.state, k))

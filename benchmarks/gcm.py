@@ -32,8 +32,8 @@ What is timed (both sides on the same inputs, the model's own initial state and 
 Timing method: each callable is calibrated to ~``SAMPLE_S`` per sample (``number`` calls per sample);
 samples of all the callables of one quantity are interleaved round by round (the order alternating between
 rounds) so that background load hits both sides alike, and each sample starts with `LEAD_IN` untimed calls
-(the first JAX step after a NumPy sample wakes XLA's idle worker threads); the table reports the median per-call time (and the
-minimum in the JSON). The machine this was written on is shared, so single figures move by 10-30 %: judge
+(the first multi-threaded JAX step after a NumPy sample is slow); the table reports the median per-call time
+(and the minimum in the JSON). The machine this was written on is shared, so single figures move by 10-30 %: judge
 ratios, and re-run a marginal one.
 """
 
@@ -80,11 +80,10 @@ DT = 300.0
 SAMPLE_S = 0.02  # target duration of one timing sample
 LEAD_IN = 1
 """Untimed calls that start every timing sample. The runner steps back to back, but in the interleaved
-measurement each JAX sample follows a NumPy one, during which the second core idles: the first multi-threaded
-step after such a pause pays for waking XLA's worker threads again and again (measured on a 2-core AMD EPYC VM
-at 481x960: 56-62 ms with 18-64 involuntary context switches after a NumPy step or a 0.2 s sleep, against
-36-37 ms with 0-2 back to back, and 37 ms after 0.2 s of single-threaded work that kept the machine busy
-elsewhere). NumPy runs on one thread and is not affected; it gets the same lead-in."""
+measurement each JAX sample follows a NumPy one, during which the second core idles, and the first
+multi-threaded step after such a pause is slow (measured on a 2-core AMD EPYC VM at 481x960: 56-62 ms with
+18-64 involuntary context switches after a NumPy step or a 0.2 s sleep, against 36-37 ms with 0-2 back to
+back). NumPy gets the same lead-in."""
 MEMORY_GRID = "481x960"
 MEMORY_STEPS = 20
 

@@ -60,7 +60,9 @@ CALIBRATION_CALLS = 3
 """Timed calls that set a callable's calls per sample (fewer where they already fill a sample)."""
 
 
-def calibrate(fn: Callable[[], Any], sample_s: float, warmup: int = 1) -> int:
+def calibrate(
+    fn: Callable[[], Any], sample_s: float, warmup: int = 1, clock: Callable[[], float] = time.perf_counter
+) -> int:
     """Calls per sample so that one sample takes about ``sample_s`` (after ``warmup`` untimed calls).
 
     The per-call time is the median of up to `CALIBRATION_CALLS` timed calls, not the first one: the call
@@ -73,9 +75,9 @@ def calibrate(fn: Callable[[], Any], sample_s: float, warmup: int = 1) -> int:
         fn()
     times: list[float] = []
     while not times or (len(times) < CALIBRATION_CALLS and sum(times) < sample_s):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return max(1, int(sample_s / max(statistics.median(times), 1e-7)))
 
 

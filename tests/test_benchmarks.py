@@ -242,22 +242,25 @@ def test_the_timer_calibrates_on_the_median_of_several_calls_not_on_one_slow_cal
     """A callable whose first call after the warm-up is slow (first-touch costs after a JAX compile) gets as
     many calls per sample as its steady time allows: calibrated on that one slow call, a sample held 2 calls
     where it should hold about 25."""
-    import time
-
     from benchmarks import timer as timing
 
-    state = {"calls": 0}
+    state = {"calls": 0, "now": 0.0}
 
-    def slow_then_steady() -> None:
+    def slow_then_steady() -> None:  # advances a fake clock: the test does not depend on real sleeps
         state["calls"] += 1
-        time.sleep(0.02 if state["calls"] <= 2 else 0.002)
+        state["now"] += 0.02 if state["calls"] <= 2 else 0.002
 
-    number = timing.calibrate(slow_then_steady, sample_s=0.05, warmup=1)
+    def clock() -> float:
+        return state["now"]
+
+    number = timing.calibrate(slow_then_steady, sample_s=0.05, warmup=1, clock=clock)
     assert state["calls"] == 1 + timing.CALIBRATION_CALLS
     assert 15 <= number <= 25
     # a call that already fills a sample is timed once
     state["calls"] = 0
-    assert timing.calibrate(slow_then_steady, sample_s=0.01, warmup=1) == 1 and state["calls"] == 2
+    assert (
+        timing.calibrate(slow_then_steady, sample_s=0.01, warmup=1, clock=clock) == 1 and state["calls"] == 2
+    )
 
 
 def test_paced_calls_keep_a_fixed_schedule_and_start_late_calls_at_once() -> None:
