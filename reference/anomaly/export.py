@@ -6,7 +6,10 @@ Formats (all with a dynamic batch and static L, D; the example batch is
 
 - ``pt2``: ``torch.export`` (non-strict), saved with ``torch.export.save``. The primary artifact.
 - ``onnx``: ``torch.onnx.export(dynamo=True)`` at opset 23 (`ONNX_OPSET`), checked with ``onnx.checker`` (full check); only if
-  that fails, the legacy TorchScript-based exporter at opset 17, and the manifest says so and why.
+  that fails, the legacy TorchScript-based exporter at opset 17, and the manifest says so and why. The exported
+  graph then goes through `reference.anomaly.onnx_graph.batch_first_attention` (the attentions computed on
+  (B, S, E), without the exporter's sequence-first Transposes), is checked again, and the manifest records
+  what the pass rewrote.
 - ``ts``: TorchScript: ``script`` (then ``trace`` if scripting fails), then ``freeze``. Its deprecation warnings
   are handled here and never reach the caller's log.
 
@@ -172,9 +175,26 @@ def _check_onnx(path: Path) -> int:
     return max(op.version for op in m.opset_import if op.domain in ("", "ai.onnx"))
 
 
-def export_onnx(model: AnomalyDetector, out_dir: str | Path, *, force_legacy: bool = False) -> Path:
+def _rewrite_onnx(path: Path) -> str:
+    """Apply `reference.anomaly.onnx_graph.batch_first_attention` to the ONNX file at ``path`` in place; its
+    summary."""
+    import onnx
+
+    from reference.anomaly.onnx_graph import batch_first_attention
+
+    result = batch_first_attention(onnx.load(str(path)))
+    if result.rewritten:
+        onnx.save(result.model, str(path))
+    return result.summary()
+
+
+def export_onnx(
+    model: AnomalyDetector, out_dir: str | Path, *, force_legacy: bool = False, rewrite_attention: bool = True
+) -> Path:
     """ONNX via the dynamo exporter (opset `ONNX_OPSET`, 23), checked with ``onnx.checker`` (full); the legacy exporter
-    only if that fails (``force_legacy`` skips straight to it, for tests). ``anomaly.onnx`` + manifest."""
+    only if that fails (``force_legacy`` skips straight to it, for tests). Then the batch-first attention pass
+    (`reference.anomaly.onnx_graph`; ``rewrite_attention=False`` keeps the graph as exported, for tests) and the
+    full check again. ``anomaly.onnx`` + manifest."""
     cfg = model.cfg
     out = _path(out_dir, "onnx")
     wrapper, example = _wrapper(model), _example(cfg.L, cfg.D)
@@ -203,6 +223,14 @@ def export_onnx(model: AnomalyDetector, out_dir: str | Path, *, force_legacy: bo
                 f"({type(e2).__name__}: {e2})"
             ) from e2
         exporter = "torch.onnx.export(dynamo=False) (legacy TorchScript-based fallback)"
+    graph_pass = None
+    if rewrite_attention:
+        try:
+            graph_pass = _rewrite_onnx(tmp)
+            _check_onnx(tmp)
+        except Exception as e:
+            tmp.unlink(missing_ok=True)
+            raise ExportError(f"the ONNX graph pass failed: {type(e).__name__}: {e}") from e
     replace(tmp, out)
     write_manifest(
         out,
@@ -217,6 +245,7 @@ def export_onnx(model: AnomalyDetector, out_dir: str | Path, *, force_legacy: bo
             fallback=fallback_reason is not None,
             fallback_reason=fallback_reason,
             checker="onnx.checker.check_model(full_check=True) passed",
+            graph_pass=graph_pass,
             export_seconds=time.perf_counter() - t0,
         ),
     )
