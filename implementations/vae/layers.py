@@ -177,24 +177,6 @@ def conv3d_by_time_taps(
     if bias is not None:
         out = out + bias.astype(acc)
     return out.astype(dt).reshape(b, t_out, *out.shape[1:])
-    out = None
-    for a in range(kt):
-        start = a * time_dilation
-        frames = x[:, start : start + (t_out - 1) * st + 1 : st]
-        y = jax.lax.conv_general_dilated(
-            frames.reshape(b * t_out, h, w, c).astype(dt),
-            kernel[a].astype(dt),
-            strides[1:],
-            "VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            precision=precision,
-            preferred_element_type=acc,
-        )
-        out = y if out is None else out + y
-    assert out is not None
-    if bias is not None:
-        out = out + bias.astype(acc)
-    return out.astype(dt).reshape(b, t_out, *out.shape[1:])
 
 
 def apply_conv3d(conv: nnx.Conv, x: jax.Array) -> jax.Array:
