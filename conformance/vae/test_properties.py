@@ -23,7 +23,7 @@ from contracts.vae.config import CogVideoXVAEConfig, tiny2, tiny3
 from contracts.vae.plans import frame_batches, tile_plan
 from implementations.vae.convert import abstract_model, load_model, to_torch_state_dict
 from implementations.vae.layers import nearest_indices
-from implementations.vae.model import apply_module
+from implementations.vae.model import apply_module, split_params
 
 
 @pytest.fixture(autouse=True)
@@ -241,6 +241,21 @@ def test_models_of_one_configuration_share_a_compilation_and_see_weight_updates(
         np.asarray(first.encode(x)),
         why=f"{Exactness.SAME_PROGRAM}: one compiled encoder, the same weights and input",
     )
+
+
+def test_jitted_chunks_compile_without_ynnpack_fusions() -> None:
+    """The model's jitted functions carry `COMPILER_OPTIONS`: on XLA:CPU their convolutions run on XLA's own
+    kernels, not in YNNPACK fusions (about 2x slower on the VAE's shapes). The same decoder compiled with
+    XLA's defaults is the control: where this jaxlib makes YNNPACK fusions at all, it makes them there."""
+    m = _micro_model(MICRO, False)
+    graphdef, params = split_params(m.decoder)
+    z = np.random.default_rng(0).standard_normal((1, 2, 4, 4, MICRO.latent_channels)).astype(np.float32)
+    compiled = apply_module.lower(graphdef, params, z, None, None).compile().as_text()
+    assert "conv" in compiled and "__ynn_fusion" not in compiled
+    if jax.default_backend() == "cpu":
+        default = jax.jit(apply_module.__wrapped__, static_argnums=0).lower(graphdef, params, z, None, None)
+        if "__ynn_fusion" not in default.compile().as_text():
+            pytest.skip("this jaxlib makes no YNNPACK fusions for the decoder on this CPU: no control")
 
 
 def test_compiles_do_not_grow_with_tiles() -> None:

@@ -142,8 +142,17 @@ class CogVideoXDecoder3D(nnx.Module):
 
 # -- jitted chunk functions (module level: one cache for every model of the same configuration) -----------
 
+COMPILER_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": ""}
+"""XLA compile options of the model's jitted functions (`apply_module`, `apply_bound`): no YNNPACK fusions.
+XLA:CPU (jax 0.10) hands convolutions to YNNPACK fusions by default; on the VAE's convolutions they ran at
+about half the speed of XLA's own (Eigen) convolution kernels, which are what the tap convolutions of
+`implementations.vae.layers.conv3d_by_time_taps` were written for. Measured on a 2-core AMD EPYC (Zen 4),
+same process, interleaved: tiny2 decode 50.5 -> 28.2 ms, tiny2 encode 39.0 -> 21.0 ms, the CogVideoX-width
+decode at 32 px 1580 -> 1061 ms; a 3x3 convolution of 8 frames of 34x34x128 ran at 37 GFLOP/s in a YNNPACK
+fusion. Keeping YNNPACK for matmuls only gave the same times. Other backends ignore XLA:CPU options."""
 
-@partial(jax.jit, static_argnums=0)
+
+@partial(jax.jit, static_argnums=0, compiler_options=COMPILER_OPTIONS)
 def apply_module(graphdef: nnx.GraphDef, params: Any, *args: Any) -> Any:
     """``merge(graphdef, params)(*args)`` compiled once per (configuration, argument shapes)."""
     return nnx.merge(graphdef, params)(*args)
@@ -202,7 +211,7 @@ class Bound:
         )
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jax.jit, static_argnums=0, compiler_options=COMPILER_OPTIONS)
 def apply_bound(bound: Bound, leaves: list[jax.Array], *args: Any) -> Any:
     """`apply_module` for a `bind` split: the parameter values come as a flat list in ``bound.treedef``'s
     order."""
