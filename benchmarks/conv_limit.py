@@ -3,7 +3,7 @@
     python -m benchmarks.conv_limit [--rounds 5]
 
 One causal 3x3x3 convolution (VALID padding, float32, channel-last for JAX, channel-first for PyTorch) per
-shape of the CogVideoX decoder and encoder, computed four ways in JAX, each jitted once and checked against
+shape of the CogVideoX decoder and encoder, computed five ways in JAX, each jitted once and checked against
 the first:
 
 - ``conv3d``: `jax.lax.conv_general_dilated` in 3-D;
@@ -11,6 +11,9 @@ the first:
   of 2-D convolutions with frames folded into the batch;
 - ``stack2d``: the time taps stacked into the input channels, one 2-D convolution;
 - ``im2col``: the 27 shifted views concatenated, one matmul;
+- ``taps2d-ynn``: the port's form compiled with XLA's default options, where XLA:CPU puts the convolutions
+  in YNNPACK fusions (the four forms above are compiled as the port compiles its model, with
+  `implementations.vae.model.COMPILER_OPTIONS`: no YNNPACK fusions);
 
 against ``torch.nn.functional.conv3d`` at its default thread count, all interleaved in one measurement
 (`benchmarks.timer`), with the float32 matmul peak of this machine measured in the same run. The table shows
@@ -77,10 +80,14 @@ def forms() -> dict[str, Callable[[Any, Any], Any]]:
         ]
         return jnp.matmul(jnp.concatenate(views, axis=-1), k.reshape(27 * c, -1), precision=hi)
 
-    return {
-        name: jax.jit(f)
+    from implementations.vae.model import COMPILER_OPTIONS
+
+    forms = {
+        name: jax.jit(f, compiler_options=COMPILER_OPTIONS)
         for name, f in (("conv3d", conv3d), ("taps2d", taps2d), ("stack2d", stack2d), ("im2col", im2col))
     }
+    forms["taps2d-ynn"] = jax.jit(taps2d)  # XLA's default options: the convolutions in YNNPACK fusions
+    return forms
 
 
 def row(shape: tuple[int, int, int, int, int], rounds: int) -> dict[str, float]:

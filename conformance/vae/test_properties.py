@@ -244,14 +244,20 @@ def test_models_of_one_configuration_share_a_compilation_and_see_weight_updates(
 
 
 def test_jitted_chunks_compile_without_ynnpack_fusions() -> None:
-    """The model's jitted functions carry `COMPILER_OPTIONS`: on XLA:CPU their convolutions run on XLA's own
-    kernels, not in YNNPACK fusions (about 2x slower on the VAE's shapes). The same decoder compiled with
-    XLA's defaults is the control: where this jaxlib makes YNNPACK fusions at all, it makes them there."""
+    """The model's jitted functions carry `COMPILER_OPTIONS` at the top level: on XLA:CPU their convolutions
+    run on XLA's own kernels, not in YNNPACK fusions (about 2x slower on the VAE's shapes). The same decoder
+    compiled with XLA's defaults is the control: where this jaxlib makes YNNPACK fusions at all, it makes
+    them there."""
     m = _micro_model(MICRO, False)
     graphdef, params = split_params(m.decoder)
     z = np.random.default_rng(0).standard_normal((1, 2, 4, 4, MICRO.latent_channels)).astype(np.float32)
     compiled = apply_module.lower(graphdef, params, z, None, None).compile().as_text()
     assert "conv" in compiled and "__ynn_fusion" not in compiled
+    # inside a user's trace it is a plain nested jit (JAX rejects compile options there): same values, up to
+    # the rounding of another compiled program
+    top = np.asarray(apply_module(graphdef, params, z, None, None)[0])
+    nested = np.asarray(jax.jit(lambda p, x: apply_module(graphdef, p, x, None, None)[0])(params, z))
+    np.testing.assert_allclose(nested, top, rtol=1e-4, atol=1e-5 * float(np.abs(top).max()))
     if jax.default_backend() == "cpu":
         default = jax.jit(apply_module.__wrapped__, static_argnums=0).lower(graphdef, params, z, None, None)
         if "__ynn_fusion" not in default.compile().as_text():

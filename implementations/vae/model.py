@@ -10,7 +10,7 @@ Tile blending reproduces diffusers' in-place ``blend_v``/``blend_h`` by writing 
 from __future__ import annotations
 
 import weakref
-from functools import partial
+from functools import partial, update_wrapper
 from typing import Any
 
 import jax
@@ -152,10 +152,32 @@ decode at 32 px 1580 -> 1061 ms; a 3x3 convolution of 8 frames of 34x34x128 ran 
 fusion. Keeping YNNPACK for matmuls only gave the same times. Other backends ignore XLA:CPU options."""
 
 
-@partial(jax.jit, static_argnums=0, compiler_options=COMPILER_OPTIONS)
-def apply_module(graphdef: nnx.GraphDef, params: Any, *args: Any) -> Any:
+class _TopLevelJit:
+    """``jax.jit(fun, **jit_kwargs)`` compiled with `COMPILER_OPTIONS` when called at the top level, and as
+    a plain nested jit when called inside another trace (a user's ``jax.jit``, ``eval_shape``, ``vmap``):
+    JAX accepts compile options on a top-level jit only and raises on a nested one. Argument 0 is static;
+    the others decide: any JAX tracer among their leaves means "inside a trace". ``lower`` lowers the
+    top-level form."""
+
+    def __init__(self, fun: Any, **jit_kwargs: Any) -> None:
+        update_wrapper(self, fun)
+        self._top = jax.jit(fun, compiler_options=COMPILER_OPTIONS, **jit_kwargs)
+        self._nested = jax.jit(fun, **jit_kwargs)
+
+    def __call__(self, static: Any, *args: Any) -> Any:
+        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args))
+        return (self._nested if traced else self._top)(static, *args)
+
+    def lower(self, *args: Any) -> Any:
+        return self._top.lower(*args)
+
+
+def _apply_module(graphdef: nnx.GraphDef, params: Any, *args: Any) -> Any:
     """``merge(graphdef, params)(*args)`` compiled once per (configuration, argument shapes)."""
     return nnx.merge(graphdef, params)(*args)
+
+
+apply_module = _TopLevelJit(_apply_module, static_argnums=0)
 
 
 @partial(jax.jit, static_argnums=(2, 3))
@@ -211,11 +233,13 @@ class Bound:
         )
 
 
-@partial(jax.jit, static_argnums=0, compiler_options=COMPILER_OPTIONS)
-def apply_bound(bound: Bound, leaves: list[jax.Array], *args: Any) -> Any:
+def _apply_bound(bound: Bound, leaves: list[jax.Array], *args: Any) -> Any:
     """`apply_module` for a `bind` split: the parameter values come as a flat list in ``bound.treedef``'s
     order."""
     return nnx.merge(bound.graphdef, jax.tree.unflatten(bound.treedef, leaves))(*args)
+
+
+apply_bound = _TopLevelJit(_apply_bound, static_argnums=0)
 
 
 # (Bound, the module's Variable objects in the order of its treedef's leaves) per module, so that a call
