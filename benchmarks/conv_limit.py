@@ -134,11 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     peak = timing.matmul_peak()["peak_gflops"]
     print(f"float32 matmul peak now: {peak:.0f} GFLOP/s; GFLOP/s per form (frames+2, h+2, w+2, cin, cout):")
     names = [*forms(), "torch"]
-    print(f"{'shape':<26}" + "".join(f"{n:>9}" for n in names) + f"{'best JAX / torch':>18}")
+    print(f"{'shape':<26}" + "".join(f"{n:>11}" for n in names) + f"{'best JAX / torch':>18}")
     for shape in SHAPES:
         r = row(shape, args.rounds)
         best = max(v for k, v in r.items() if k != "torch")
-        print(f"{shape!s:<26}" + "".join(f"{r[n]:>9.0f}" for n in names) + f"{best / r['torch']:>17.2f}x")
+        print(f"{shape!s:<26}" + "".join(f"{r[n]:>11.0f}" for n in names) + f"{best / r['torch']:>17.2f}x")
     return 0
 
 
