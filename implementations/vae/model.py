@@ -149,27 +149,34 @@ about half the speed of XLA's own (Eigen) convolution kernels, which are what th
 `implementations.vae.layers.conv3d_by_time_taps` were written for. Measured on a 2-core AMD EPYC (Zen 4),
 same process, interleaved: tiny2 decode 50.5 -> 28.2 ms, tiny2 encode 39.0 -> 21.0 ms, the CogVideoX-width
 decode at 32 px 1580 -> 1061 ms; a 3x3 convolution of 8 frames of 34x34x128 ran at 37 GFLOP/s in a YNNPACK
-fusion. Keeping YNNPACK for matmuls only gave the same times. Other backends ignore XLA:CPU options."""
+fusion. Keeping YNNPACK for matmuls only gave the same times. Used where JAX's default backend is the CPU
+only (an accelerator's compiler has no use for them, and a plugin may reject options it does not know)."""
 
 
 class _TopLevelJit:
-    """``jax.jit(fun, **jit_kwargs)`` compiled with `COMPILER_OPTIONS` when called at the top level, and as
-    a plain nested jit when called inside another trace (a user's ``jax.jit``, ``eval_shape``, ``vmap``):
-    JAX accepts compile options on a top-level jit only and raises on a nested one. Argument 0 is static;
-    the others decide: any JAX tracer among their leaves means "inside a trace". ``lower`` lowers the
-    top-level form."""
+    """``jax.jit(fun, **jit_kwargs)`` compiled with `COMPILER_OPTIONS` when called at the top level on the
+    CPU backend, and as a plain jit otherwise: inside another trace (a user's ``jax.jit``, ``eval_shape``,
+    ``vmap``), because JAX accepts compile options on a top-level jit only and raises on a nested one, and
+    on an accelerator. Argument 0 is static; the others decide: any JAX tracer among their leaves means
+    "inside a trace". ``lower`` lowers the form a top-level call would compile."""
 
     def __init__(self, fun: Any, **jit_kwargs: Any) -> None:
         update_wrapper(self, fun)
         self._top = jax.jit(fun, compiler_options=COMPILER_OPTIONS, **jit_kwargs)
         self._nested = jax.jit(fun, **jit_kwargs)
 
-    def __call__(self, static: Any, *args: Any) -> Any:
-        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args))
-        return (self._nested if traced else self._top)(static, *args)
+    def _form(self, args: tuple[Any, ...]) -> Any:
+        if jax.default_backend() != "cpu" or any(
+            isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)
+        ):
+            return self._nested
+        return self._top
 
-    def lower(self, *args: Any) -> Any:
-        return self._top.lower(*args)
+    def __call__(self, static: Any, *args: Any) -> Any:
+        return self._form(args)(static, *args)
+
+    def lower(self, static: Any, *args: Any) -> Any:
+        return self._form(args).lower(static, *args)
 
 
 def _apply_module(graphdef: nnx.GraphDef, params: Any, *args: Any) -> Any:
