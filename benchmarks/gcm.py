@@ -6,7 +6,9 @@ Two ways to run it:
 - ``python -m benchmarks.gcm [--json PATH] [--quick]``: measures every quantity of the performance targets
   in ONE process, NumPy and JAX interleaved, and prints one table (quantity, NumPy/SciPy time, JAX time,
   ratio, target, pass/fail), then exits 0 (the table is a report, not a test; ``--strict`` exits 1 when a
-  target is missed). About 2-3 minutes on 2 cores.
+  target is missed). About 2-3 minutes on 2 cores. The 121x240 speed rows are then measured once more in a
+  child process pinned to one core (`one_core_rows`), where XLA's thread pool has one thread: JAX's best
+  stated thread setting on the small grid.
 - asv: the ``Time*`` / ``Track*`` classes below follow asv's conventions (``params``, ``setup``,
   ``time_*``, ``peakmem_*``, ``track_*``); each ``setup`` builds the inputs once and runs one warm-up call
   (JAX compilation) before anything is timed.
@@ -521,7 +523,39 @@ class TrackColdStart(_Runner):
 # one-run report
 
 
-def collect(quick: bool = False) -> list[dict[str, Any]]:
+ONE_CORE_GRID = GRIDS[0]
+"""The grid whose rows are measured a second time with the process on one core (`one_core_rows`)."""
+
+
+def one_core_rows(quick: bool = False) -> list[dict[str, Any]]:
+    """The `ONE_CORE_GRID` speed rows again, measured in a child process pinned to one core before JAX starts
+    (``--pin``): XLA's thread pool then has that core only, shared with NumPy's single thread. On the small
+    grid XLA's second thread cost more than it gained (hyperdiffusion 121x240 on the 2-core AMD EPYC: 0.22
+    ms on two cores, 0.14 ms on one; NumPy 0.40 ms either way), so these rows give JAX's best stated thread
+    setting there. Empty where the platform has no CPU affinity."""
+    if not hasattr(os, "sched_setaffinity"):
+        return []
+    core = max(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "rows.json")
+        cmd = [sys.executable, "-m", "benchmarks.gcm", "--pin", str(core), "--json", path]
+        root = os.path.dirname(
+            os.path.dirname(os.path.abspath(__file__))
+        )  # the repository: -m finds benchmarks
+        subprocess.run(
+            [*cmd, *(["--quick"] if quick else [])], check=True, stdout=subprocess.DEVNULL, cwd=root
+        )
+        with open(path) as f:
+            rows = json.load(f)["rows"]
+    for row in rows:
+        row["quantity"] += f" [one core: {core}]"
+        row["one_core"] = core
+    return rows
+
+
+def collect(quick: bool = False, pinned: bool = False) -> list[dict[str, Any]]:
+    """Every row, each printed as it is measured. ``pinned``: this process runs on one core (``--pin``); only
+    the `ONE_CORE_GRID` speed rows are measured."""
     from conformance.tiers import at_least
 
     rep = 3 if quick else 7
@@ -532,6 +566,17 @@ def collect(quick: bool = False) -> list[dict[str, Any]]:
         print(_format_row(row), flush=True)
 
     print(_header(), flush=True)
+    if pinned:
+        p = _Problem(ONE_CORE_GRID)
+        add(_speed_row("step", f"step {ONE_CORE_GRID} float64", {b: step_fn(b, p) for b in BACKENDS}, rep))
+        fns = {b: hyperdiffusion_fn(b, p) for b in BACKENDS}
+        add(_speed_row("hyperdiffusion", f"hyperdiffusion {ONE_CORE_GRID}", fns, rep))
+        fns = {b: advection_fn(b, p) for b in BACKENDS}
+        add(_speed_row("advection", f"advection order 1 {ONE_CORE_GRID}", fns, rep))
+        for mode in ("grid-wrap", "mirror"):
+            fns = {b: map_coordinates_fn(b, mode) for b in BACKENDS}
+            add(_speed_row("map_coordinates3", f"map_coordinates order 3 '{mode}' 121x240", fns, rep))
+        return rows
     problems = {g: _Problem(g) for g in GRIDS}
     for g in GRIDS:
         p = problems[g]
@@ -563,6 +608,8 @@ def collect(quick: bool = False) -> list[dict[str, Any]]:
         )
     for exact in (True, False):
         add(_memory_row(10 if quick else MEMORY_STEPS, exact_rss=exact))
+    for row in one_core_rows(quick):
+        add(row)
     return rows
 
 
@@ -607,10 +654,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and runner steps (a smoke run)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--pin", type=int, metavar="CORE", help=argparse.SUPPRESS)  # `one_core_rows`' child
     args = parser.parse_args(argv)
+    if args.pin is not None:  # before JAX starts its threads: they inherit the one core
+        os.sched_setaffinity(0, {args.pin})
     _x64()
     t0 = time.perf_counter()
-    rows = collect(args.quick)
+    rows = collect(args.quick, pinned=args.pin is not None)
     elapsed = time.perf_counter() - t0
     print(
         f"\n{len(rows)} rows in {elapsed:.0f} s on {jax.devices()[0]} ({os.cpu_count()} CPUs); medians of "

@@ -292,7 +292,7 @@ def test_paced_calls_keep_a_fixed_schedule_and_start_late_calls_at_once() -> Non
 
 
 def test_onnxruntime_op_profile_names_the_fused_attention(tmp_path, monkeypatch) -> None:
-    """The reproducer behind the onnxruntime row's limit: per-operator times from onnxruntime's profiler,
+    """The profile behind the onnxruntime row: per-operator times from onnxruntime's profiler,
     the four attentions as fused Attention nodes, and no profile file left in the working directory."""
     from benchmarks import anomaly
 
@@ -303,3 +303,28 @@ def test_onnxruntime_op_profile_names_the_fused_attention(tmp_path, monkeypatch)
     assert all(us > 0 and n >= 1 for us, n in ops.values())
     assert [us for _, us, _ in rows] == sorted((us for _, us, _ in rows), reverse=True)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_gcm_one_core_rows_run_the_pinned_child_and_label_its_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`benchmarks.gcm.one_core_rows` runs ``python -m benchmarks.gcm --pin CORE`` from the repository and
+    labels each of the child's rows with the core (the child itself is the table's code, run pinned)."""
+    from benchmarks import gcm
+
+    seen: list[tuple[list[str], str]] = []
+
+    def fake_run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess:
+        seen.append((cmd, str(kw["cwd"])))
+        path = cmd[cmd.index("--json") + 1]
+        row = {"quantity": "hyperdiffusion 121x240", "kind": "speedup", "ratio": 2.8, "pass": True}
+        Path(path).write_text(json.dumps({"rows": [row]}))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(gcm.subprocess, "run", fake_run)
+    rows = gcm.one_core_rows(quick=True)
+    core = max(os.sched_getaffinity(0))
+    [(cmd, cwd)] = seen
+    assert cmd[1:5] == ["-m", "benchmarks.gcm", "--pin", str(core)] and "--quick" in cmd
+    assert Path(cwd) == ROOT
+    label = f"hyperdiffusion 121x240 [one core: {core}]"
+    assert rows == [{"quantity": label, "kind": "speedup", "ratio": 2.8, "pass": True, "one_core": core}]
