@@ -542,9 +542,8 @@ def one_core_rows(rows: list[dict[str, Any]], quick: bool = False) -> list[dict[
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "rows.json")
         cmd = [sys.executable, "-m", "benchmarks.gcm", "--pin", str(core), "--json", path]
-        root = os.path.dirname(
-            os.path.dirname(os.path.abspath(__file__))
-        )  # the repository: -m finds benchmarks
+        # run from the repository, where ``-m benchmarks.gcm`` finds this package
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         subprocess.run(
             [*cmd, *(["--quick"] if quick else [])], check=True, stdout=subprocess.DEVNULL, cwd=root
         )
