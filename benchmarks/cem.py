@@ -211,14 +211,10 @@ def noise_floor(seconds: float, calls: int) -> dict[str, float]:
     process. A multi-threaded pipeline call with three host round trips cannot be steadier than this; the
     CEM CV is read against it."""
     x = _sized_workload(seconds)
-    totals = []
     gc.collect()
     gc.disable()
     try:
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            np.sin(x)
-            totals.append(time.perf_counter() - t0)
+        totals = paced_durations(lambda _: np.sin(x), calls, 0.0)
     finally:
         gc.enable()
     return _summary(totals)
@@ -263,10 +259,10 @@ def paced_state(artifact: Path, calls: int, hz: float = CONTROL_HZ) -> dict:
     x0 = np.asarray(p.config.spec.x0, np.float32)
     inputs = _perturbed_states(x0, calls)
 
-    clock = itertools.count(1)  # plant time keeps advancing across the paced and the back-to-back calls
+    plant_step = itertools.count(1)  # plant time keeps advancing across the paced and back-to-back calls
 
     def call(i: int) -> None:
-        p.predict_controls(inputs[i % calls], 0.02 * next(clock))
+        p.predict_controls(inputs[i % calls], 0.02 * next(plant_step))
 
     gc.collect()
     gc.disable()

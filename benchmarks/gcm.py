@@ -569,6 +569,30 @@ def one_core_rows(rows: list[dict[str, Any]], quick: bool = False) -> list[dict[
     return out
 
 
+def _speed_rows(
+    grids: tuple[str, ...], rep: int, add: Callable[[dict[str, Any]], None], float32: bool = True
+) -> None:
+    """The speed rows of ``grids`` (the float32 step on the first one if ``float32``), each passed to ``add``."""
+    problems = {g: _Problem(g) for g in grids}
+    for g in grids:
+        p = problems[g]
+        add(_speed_row("step", f"step {g} float64", {b: step_fn(b, p) for b in BACKENDS}, rep))
+    if float32:
+        p32 = _Problem(grids[0], "float32")
+        fns = {b: step_fn(b, p32) for b in BACKENDS}
+        add(_speed_row("step_f32", f"step {grids[0]} float32 (info)", fns, rep))
+        del p32
+    for g in grids:
+        fns = {b: hyperdiffusion_fn(b, problems[g]) for b in BACKENDS}
+        add(_speed_row("hyperdiffusion", f"hyperdiffusion {g}", fns, rep))
+    for g in grids:
+        fns = {b: advection_fn(b, problems[g]) for b in BACKENDS}
+        add(_speed_row("advection", f"advection order 1 {g}", fns, rep))
+    for mode in ("grid-wrap", "mirror"):
+        fns = {b: map_coordinates_fn(b, mode) for b in BACKENDS}
+        add(_speed_row("map_coordinates3", f"map_coordinates order 3 '{mode}' 121x240", fns, rep))
+
+
 def collect(quick: bool = False, pinned: bool = False) -> list[dict[str, Any]]:
     """Every row, each printed as it is measured. ``pinned``: this process runs on one core (``--pin``); only
     the `ONE_CORE_GRID` speed rows are measured."""
@@ -583,33 +607,9 @@ def collect(quick: bool = False, pinned: bool = False) -> list[dict[str, Any]]:
 
     print(_header(), flush=True)
     if pinned:
-        p = _Problem(ONE_CORE_GRID)
-        add(_speed_row("step", f"step {ONE_CORE_GRID} float64", {b: step_fn(b, p) for b in BACKENDS}, rep))
-        fns = {b: hyperdiffusion_fn(b, p) for b in BACKENDS}
-        add(_speed_row("hyperdiffusion", f"hyperdiffusion {ONE_CORE_GRID}", fns, rep))
-        fns = {b: advection_fn(b, p) for b in BACKENDS}
-        add(_speed_row("advection", f"advection order 1 {ONE_CORE_GRID}", fns, rep))
-        for mode in ("grid-wrap", "mirror"):
-            fns = {b: map_coordinates_fn(b, mode) for b in BACKENDS}
-            add(_speed_row("map_coordinates3", f"map_coordinates order 3 '{mode}' 121x240", fns, rep))
+        _speed_rows((ONE_CORE_GRID,), rep, add, float32=False)
         return rows
-    problems = {g: _Problem(g) for g in GRIDS}
-    for g in GRIDS:
-        p = problems[g]
-        add(_speed_row("step", f"step {g} float64", {b: step_fn(b, p) for b in BACKENDS}, rep))
-    p32 = _Problem("121x240", "float32")
-    add(_speed_row("step_f32", "step 121x240 float32 (info)", {b: step_fn(b, p32) for b in BACKENDS}, rep))
-    del p32
-    for g in GRIDS:
-        fns = {b: hyperdiffusion_fn(b, problems[g]) for b in BACKENDS}
-        add(_speed_row("hyperdiffusion", f"hyperdiffusion {g}", fns, rep))
-    for g in GRIDS:
-        fns = {b: advection_fn(b, problems[g]) for b in BACKENDS}
-        add(_speed_row("advection", f"advection order 1 {g}", fns, rep))
-    for mode in ("grid-wrap", "mirror"):
-        fns = {b: map_coordinates_fn(b, mode) for b in BACKENDS}
-        add(_speed_row("map_coordinates3", f"map_coordinates order 3 '{mode}' 121x240", fns, rep))
-    del problems
+    _speed_rows(GRIDS, rep, add)
     for g in GRIDS:
         tier, required = step_parity(g)
         ok = None if required is None else at_least(tier, required)
