@@ -318,6 +318,14 @@ MUTANTS: list[Mutant] = [
         "t_atm and q diffused with the winds' factor 1 instead of 0.5",
     ),
     Mutant(
+        "gcm.step.cloud-diffused-as-tracer",
+        MODEL,
+        "k4s = (rows.k4_wind, rows.k4_wind, rows.k4_tracer, rows.k4_tracer, rows.k4_cloud)",
+        "k4s = (rows.k4_wind, rows.k4_wind, rows.k4_tracer, rows.k4_tracer, rows.k4_tracer)",
+        "layout",
+        "the cloud field diffused with the tracers' coefficient (factor 0.5 instead of 0.25)",
+    ),
+    Mutant(
         "gcm.step.filter-u-only",
         MODEL,
         "x = lax.fori_loop(0, 2, smooth, x)",
