@@ -257,7 +257,12 @@ allocations land in, so one run says little; the row reports the median and the 
 def _memory_row(steps: int, exact_rss: bool) -> dict[str, Any]:
     runs = 1 if exact_rss else MEMORY_RUNS_DEFAULT_MALLOC
     res = {b: [runner_memory(b, steps=steps, exact_rss=exact_rss) for _ in range(runs)] for b in BACKENDS}
-    each = {b: sorted(r["peak_rss_above_baseline_bytes"] for r in res[b]) for b in BACKENDS}
+    for b in BACKENDS:
+        res[b].sort(key=lambda r: r["peak_rss_above_baseline_bytes"])
+    each = {b: [r["peak_rss_above_baseline_bytes"] for r in res[b]] for b in BACKENDS}
+    # per run, in the same order: the freed memory malloc kept from the baseline to the end of the loop (None
+    # where malloc's totals are not readable); a growth made of it is the allocator's, not the program's
+    held = {b: [r.get("malloc_free_held_growth_bytes") for r in res[b]] for b in BACKENDS}
     mem = {b: int(np.median(each[b])) for b in BACKENDS}
     ratio = mem["jax"] / max(mem["numpy"], 1)
     mode = (
@@ -272,6 +277,8 @@ def _memory_row(steps: int, exact_rss: bool) -> dict[str, Any]:
         "jax_bytes": mem["jax"],
         "numpy_bytes_each": each["numpy"],
         "jax_bytes_each": each["jax"],
+        "numpy_malloc_free_held_growth_each": held["numpy"],
+        "jax_malloc_free_held_growth_each": held["jax"],
         "numpy_per_step_s": float(np.median([r["per_step_median_s"] for r in res["numpy"]])),
         "jax_per_step_s": float(np.median([r["per_step_median_s"] for r in res["jax"]])),
         "ratio": ratio,
@@ -658,6 +665,16 @@ def _format_row(row: dict[str, Any]) -> str:
                 + "; JAX "
                 + ", ".join(f"{b / mib:.1f}" for b in row["jax_bytes_each"])
             )
+            held = {b: row.get(f"{b}_malloc_free_held_growth_each") or [] for b in BACKENDS}
+            if all(h and None not in h for h in held.values()):
+                line += (
+                    "\n"
+                    + " " * 4
+                    + "of which freed memory malloc still held at the end, MiB: NumPy "
+                    + ", ".join(f"{b / mib:.1f}" for b in held["numpy"])
+                    + "; JAX "
+                    + ", ".join(f"{b / mib:.1f}" for b in held["jax"])
+                )
         return line
     return (
         f"{row['quantity']:72s} {'':>12s} {row['tier']:>12s} {'':>7s} {row['target']!s:>8s}  "

@@ -343,3 +343,33 @@ def test_gcm_one_core_rows_take_jax_from_the_pinned_child_and_numpy_at_its_best(
         "hyperdiffusion 121x240 [JAX on one core]": (0.4, 0.5, 0.2, pytest.approx(2.0), True),
         "step 121x240 float64 [JAX on one core]": (8.7, 12.0, 3.0, pytest.approx(2.9), False),
     }
+
+
+def test_gcm_memory_row_pairs_each_run_with_the_memory_malloc_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default-malloc memory row reports each run's growth beside the freed memory malloc still held at
+    the end of that run (the runner's ``malloc_free_held_growth_bytes``), both in the same run order."""
+    from benchmarks import gcm
+
+    mib = 2**20
+    runs = {"numpy": [(25, -3), (24, -4), (26, -2)], "jax": [(88, 88), (53, 52), (70, 70)]}
+    calls = {b: iter(v) for b, v in runs.items()}
+
+    def fake_memory(backend: str, steps: int, exact_rss: bool) -> dict:
+        peak, held = next(calls[backend])
+        return {
+            "peak_rss_above_baseline_bytes": peak * mib,
+            "malloc_free_held_growth_bytes": held * mib,
+            "per_step_median_s": 0.1,
+        }
+
+    monkeypatch.setattr(gcm, "runner_memory", fake_memory)
+    row = gcm._memory_row(steps=20, exact_rss=False)
+    assert row["jax_bytes"] == 70 * mib and row["numpy_bytes"] == 25 * mib
+    assert row["jax_bytes_each"] == [53 * mib, 70 * mib, 88 * mib]
+    assert row["jax_malloc_free_held_growth_each"] == [52 * mib, 70 * mib, 88 * mib]
+    assert row["numpy_malloc_free_held_growth_each"] == [-4 * mib, -3 * mib, -2 * mib]
+    text = gcm._format_row(row)
+    assert "each run, MiB: NumPy 24.0, 25.0, 26.0; JAX 53.0, 70.0, 88.0" in text
+    assert "malloc still held at the end, MiB: NumPy -4.0, -3.0, -2.0; JAX 52.0, 70.0, 88.0" in text
+    row["jax_malloc_free_held_growth_each"] = [None, None, None]  # no mallinfo2: the line is left out
+    assert "malloc still held" not in gcm._format_row(row)

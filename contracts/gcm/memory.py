@@ -18,12 +18,17 @@ and the report says it was not reset. What the figure means depends on the alloc
   faults of every temporary and are not comparable with the default run's.
 - `tune_malloc` (``--tune-malloc``): one arena, no mmap, no trimming: freed memory is kept for reuse, so
   large temporaries stop costing page faults every step, and the peak counts memory touched once.
+
+`malloc_totals` (glibc's ``mallinfo2``, summed over all arenas) splits the allocator's figures into memory in
+use and freed memory that malloc keeps in its heaps. The runner reports how both changed from the baseline to
+the end of the loop, so a growth of the resident set can be told apart from memory the program still holds.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import resource
 import sys
 import time
@@ -122,9 +127,52 @@ def exact_rss_malloc(threshold: int = 2**20) -> bool:
         return False
 
 
+@dataclasses.dataclass(frozen=True)
+class MallocTotals:
+    """glibc malloc's totals over all its arenas (``mallinfo2``)."""
+
+    in_use_bytes: int  # allocated and not yet freed: heap chunks (uordblks) plus mmapped blocks (hblkhd)
+    free_held_bytes: int  # freed and kept in malloc's heaps for reuse (fordblks); resident once touched
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [  # the layout of glibc's struct mallinfo2: ten size_t
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def malloc_totals() -> MallocTotals | None:
+    """The allocator's memory in use and freed-but-held memory, or None where glibc's ``mallinfo2`` (2.33 and
+    later) is not available. Read through ctypes: no maintained Python package exposes malloc statistics."""
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(name).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _Mallinfo2
+    info = fn()
+    return MallocTotals(in_use_bytes=int(info.uordblks + info.hblkhd), free_held_bytes=int(info.fordblks))
+
+
 __all__ = [
+    "MallocTotals",
     "current_rss_bytes",
     "exact_rss_malloc",
+    "malloc_totals",
     "peak_rss_bytes",
     "reset_peak_rss",
     "settled_rss_bytes",

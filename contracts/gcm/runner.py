@@ -31,7 +31,13 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from contracts.gcm.grid import Forcing, Grid, State, StepParams
-from contracts.gcm.memory import peak_rss_bytes, reset_peak_rss, settled_rss_bytes
+from contracts.gcm.memory import (
+    MallocTotals,
+    malloc_totals,
+    peak_rss_bytes,
+    reset_peak_rss,
+    settled_rss_bytes,
+)
 from contracts.gcm.setup import default_forcing, initial_state
 from contracts.gcm.validate import check_finite, check_model_fields, check_step_params, model_field_dict
 
@@ -122,6 +128,11 @@ class RunResult:
     hwm_reset: bool
     nonfinite: NonFinite | None
     field_ranges: dict[str, tuple[float, float]]
+    # glibc malloc's change from the baseline to the end of the loop (`contracts.gcm.memory.malloc_totals`;
+    # None where not available): memory still in use, and freed memory malloc keeps in its heaps. A growth of
+    # the resident set that shows up only in the second is the allocator's, not the program's.
+    malloc_in_use_growth_bytes: int | None = None
+    malloc_free_held_growth_bytes: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -151,6 +162,12 @@ class RunResult:
             f"(baseline {self.baseline_rss_bytes / 2**20:.1f} MiB, peak {self.peak_rss_bytes / 2**20:.1f} MiB"
             + (")" if self.hwm_reset else "; high-water mark not resettable, process-lifetime peak)")
         )
+        if self.malloc_in_use_growth_bytes is not None and self.malloc_free_held_growth_bytes is not None:
+            lines.append(
+                f"malloc from the baseline to the end of the loop: in use "
+                f"{self.malloc_in_use_growth_bytes / 2**20:+.1f} MiB, freed but held "
+                f"{self.malloc_free_held_growth_bytes / 2**20:+.1f} MiB"
+            )
         for name, (lo, hi) in self.field_ranges.items():
             lines.append(f"  {name:7s} [{lo:.6g}, {hi:.6g}]")
         return "\n".join(lines)
@@ -261,6 +278,7 @@ def integrate(
 
     baseline = settled_rss_bytes()  # after the first step's temporaries are freed (JAX frees them late)
     hwm_reset = reset_peak_rss()
+    malloc_baseline = malloc_totals()
 
     samples: list[float] = []
     loop_start = clock()
@@ -293,7 +311,9 @@ def integrate(
     loop_s = clock() - loop_start
 
     peak = peak_rss_bytes()
-    return _result(
+    settled_rss_bytes()  # as for the baseline: let the last step's temporaries be freed before malloc is read
+    malloc_growth = _malloc_growth(malloc_baseline, malloc_totals())
+    result = _result(
         config,
         grid,
         stepper.name,
@@ -309,6 +329,15 @@ def integrate(
         nonfinite,
         stepper.to_numpy(state),
     )
+    result.malloc_in_use_growth_bytes, result.malloc_free_held_growth_bytes = malloc_growth
+    return result
+
+
+def _malloc_growth(before: MallocTotals | None, after: MallocTotals | None) -> tuple[int | None, int | None]:
+    """(in use, freed but held) of ``after`` minus ``before``; (None, None) where malloc was not readable."""
+    if before is None or after is None:
+        return None, None
+    return after.in_use_bytes - before.in_use_bytes, after.free_held_bytes - before.free_held_bytes
 
 
 def _result(
