@@ -334,6 +334,15 @@ MUTANTS: list[Mutant] = [
         doc="each frame batch starts with a fresh conv cache (frame 0 repeated) instead of the previous batch's",
     ),
     Mutant(
+        id="vae.time-taps-reversed",
+        path=MODEL,
+        old="    return tuple(jax.device_put(host[a], device) for a in range(kernel.shape[0]))\n",
+        new="    return tuple(jax.device_put(host[a], device) for a in reversed(range(kernel.shape[0])))\n",
+        kind="layout",
+        doc="the convolution kernels handed to the jitted chunks with their time taps in reverse order (the "
+        "newest frame weighted as the oldest)",
+    ),
+    Mutant(
         id="vae.tile-blend-not-written-back",
         path=MODEL,
         old="                row[j] = tile  # diffusers blends in place: the blended tile is the next neighbour's `a`\n",

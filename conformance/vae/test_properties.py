@@ -23,7 +23,7 @@ from contracts.vae.config import CogVideoXVAEConfig, tiny2, tiny3
 from contracts.vae.plans import frame_batches, tile_plan
 from implementations.vae.convert import abstract_model, load_model, to_torch_state_dict
 from implementations.vae.layers import nearest_indices
-from implementations.vae.model import apply_module, split_params
+from implementations.vae.model import apply_bound, apply_module, bind, bind_taps, split_params
 
 
 @pytest.fixture(autouse=True)
@@ -241,6 +241,42 @@ def test_models_of_one_configuration_share_a_compilation_and_see_weight_updates(
         np.asarray(first.encode(x)),
         why=f"{Exactness.SAME_PROGRAM}: one compiled encoder, the same weights and input",
     )
+
+
+def test_convolution_kernels_travel_as_time_taps_that_share_their_memory() -> None:
+    """`bind_taps` hands each 3-D convolution kernel to the jitted chunk as its time taps: equal to the
+    kernel's slices, in the kernel's own memory on the CPU (no copy), made once per kernel value and made
+    again after a weight update; the chunk computes what it computes from the whole kernels."""
+    m, other = _micro_model(MICRO, False), _micro_model(MICRO, False, seed=4)
+    bound, leaves = bind_taps(m.decoder)
+    _, whole = bind(m.decoder)
+    split = [(taps, kernel) for taps, kernel in zip(leaves, whole, strict=True) if isinstance(taps, tuple)]
+    assert len(split) == sum(k.ndim == 5 and k.shape[0] > 1 for k in whole) > 0
+    for taps, kernel in split:
+        assert len(taps) == kernel.shape[0]
+        for a, tap in enumerate(taps):
+            np.testing.assert_array_equal(np.asarray(tap), np.asarray(kernel[a]))
+            if jax.default_backend() == "cpu" and (a * tap.nbytes) % 64 == 0:  # on XLA's alignment
+                assert tap.unsafe_buffer_pointer() == kernel.unsafe_buffer_pointer() + a * tap.nbytes
+    again = bind_taps(m.decoder)[1]
+    assert all(new is old for new, old in zip(again, leaves, strict=True))  # no new taps per call
+
+    z = np.random.default_rng(0).standard_normal((1, 2, 4, 4, MICRO.latent_channels)).astype(np.float32)
+    by_taps = np.asarray(apply_bound(bound, leaves, z, None, None)[0])
+    by_kernels = np.asarray(apply_bound(bound, whole, z, None, None)[0])
+    # two compiled programs (the taps' form and the whole kernels'): compared within float32 rounding
+    np.testing.assert_allclose(by_taps, by_kernels, rtol=1e-5, atol=1e-6 * float(np.abs(by_kernels).max()))
+    reversed_taps = [tuple(reversed(t)) if isinstance(t, tuple) else t for t in leaves]  # negative control
+    wrong = np.asarray(apply_bound(bound, reversed_taps, z, None, None)[0])
+    assert np.abs(wrong - by_kernels).max() > 1e-3 * float(np.abs(by_kernels).max())
+
+    nnx.update(m, nnx.state(other))  # new kernel values: new taps on the next call, with the new values
+    updated = bind_taps(m.decoder)[1]
+    _, whole_other = bind(other.decoder)
+    for new, old, kernel in zip(updated, leaves, whole_other, strict=True):
+        if isinstance(new, tuple):
+            assert new is not old
+            np.testing.assert_array_equal(np.asarray(jnp.stack(new)), np.asarray(kernel))
 
 
 def test_jitted_chunks_compile_without_ynnpack_fusions() -> None:
