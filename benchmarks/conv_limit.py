@@ -8,7 +8,8 @@ the first:
 
 - ``conv3d``: `jax.lax.conv_general_dilated` in 3-D;
 - ``taps2d``: the port's form (`implementations.vae.layers.conv3d_by_time_taps`): a sum over the 3 time taps
-  of 2-D convolutions with frames folded into the batch;
+  of 2-D convolutions with frames folded into the batch, the kernel passed as its time taps as the port's
+  frame batches pass it (`implementations.vae.model.bind_taps`: no copy of the kernel per call);
 - ``stack2d``: the time taps stacked into the input channels, one 2-D convolution;
 - ``im2col``: the 27 shifted views concatenated, one matmul;
 - ``taps2d-ynn``: the port's form compiled with XLA's default options, where XLA:CPU puts the convolutions
@@ -57,8 +58,8 @@ def forms() -> dict[str, Callable[[Any, Any], Any]]:
         dn = ("NTHWC", "THWIO", "NTHWC")
         return jax.lax.conv_general_dilated(x, k, (1, 1, 1), "VALID", dimension_numbers=dn, precision=hi)
 
-    def taps2d(x: Any, k: Any) -> Any:
-        return conv3d_by_time_taps(x, k, None, precision=hi)
+    def taps2d(x: Any, taps: Any) -> Any:
+        return conv3d_by_time_taps(x, jnp.stack(taps), None, precision=hi)
 
     def stack2d(x: Any, k: Any) -> Any:
         b, t, h, w, c = x.shape
@@ -87,7 +88,21 @@ def forms() -> dict[str, Callable[[Any, Any], Any]]:
         for name, f in (("conv3d", conv3d), ("taps2d", taps2d), ("stack2d", stack2d), ("im2col", im2col))
     }
     forms["taps2d-ynn"] = jax.jit(taps2d)  # XLA's default options: the convolutions in YNNPACK fusions
+    for name in ("taps2d", "taps2d-ynn"):
+        forms[name] = _by_taps(forms[name])
     return forms
+
+
+def _by_taps(jitted: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``jitted(x, taps)`` called as ``f(x, kernel)``: the kernel's time taps made as the port makes them
+    (zero-copy views of a CPU kernel, `implementations.vae.model.time_taps`; slices elsewhere)."""
+    from implementations.vae.model import _has_time_taps, time_taps
+
+    def call(x: Any, k: Any) -> Any:
+        taps = time_taps(k) if _has_time_taps(k) else tuple(k[a] for a in range(k.shape[0]))
+        return jitted(x, taps)
+
+    return call
 
 
 def row(shape: tuple[int, int, int, int, int], rounds: int) -> dict[str, float]:
