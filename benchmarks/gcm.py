@@ -28,8 +28,9 @@ What is timed (both sides on the same inputs, the model's own initial state and 
   ``peak_rss_above_baseline_bytes``, twice, each judged against the target: with ``--exact-rss`` (RSS follows
   live memory: the step's real working set) and with the default allocator (growth after warm-up, which
   hides NumPy's temporaries in the baseline and, for JAX, depends on the malloc arenas that XLA's per-step
-  temporary block lands in: the median of `MEMORY_RUNS_DEFAULT_MALLOC` runs, each run shown). See
-  `contracts.gcm.runner` and `contracts.gcm.memory`.
+  temporary block lands in: the median of `MEMORY_RUNS_DEFAULT_MALLOC` runs, each run shown with the freed
+  memory malloc still held at its end, which the runner reads from glibc). See `contracts.gcm.runner` and
+  `contracts.gcm.memory`.
 
 Timing method: each callable is calibrated to ~``SAMPLE_S`` per sample (``number`` calls per sample);
 samples of all the callables of one quantity are interleaved round by round (the order alternating between
