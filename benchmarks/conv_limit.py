@@ -94,15 +94,11 @@ def forms() -> dict[str, Callable[[Any, Any], Any]]:
 
 
 def _by_taps(jitted: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """``jitted(x, taps)`` called as ``f(x, kernel)``: the kernel's time taps made as the port makes them
-    (zero-copy views of a CPU kernel, `implementations.vae.model.time_taps`; slices elsewhere)."""
-    from implementations.vae.model import _has_time_taps, time_taps
+    """``jitted(x, taps)`` called as ``f(x, kernel)``: the kernel's time taps made as the port makes them on
+    the CPU (zero-copy views of the kernel, `implementations.vae.model.time_taps`)."""
+    from implementations.vae.model import time_taps
 
-    def call(x: Any, k: Any) -> Any:
-        taps = time_taps(k) if _has_time_taps(k) else tuple(k[a] for a in range(k.shape[0]))
-        return jitted(x, taps)
-
-    return call
+    return lambda x, k: jitted(x, time_taps(k))
 
 
 def row(shape: tuple[int, int, int, int, int], rounds: int) -> dict[str, float]:

@@ -642,6 +642,15 @@ def _header() -> str:
     return line + "\n" + "-" * len(line)
 
 
+def _per_run_line(label: str, numpy_bytes: list[int], jax_bytes: list[int]) -> str:
+    """An indented line of a memory row: one figure per run and backend, in MiB."""
+
+    def mib(values: list[int]) -> str:
+        return ", ".join(f"{b / 2**20:.1f}" for b in values)
+
+    return f"\n    {label}, MiB: NumPy {mib(numpy_bytes)}; JAX {mib(jax_bytes)}"
+
+
 def _format_row(row: dict[str, Any]) -> str:
     verdict = {True: "PASS", False: "FAIL", None: "info"}
     if row["kind"] == "speedup":
@@ -658,23 +667,11 @@ def _format_row(row: dict[str, Any]) -> str:
             f"{row['ratio']:6.2f}x {target:>8s}  {verdict[row['pass']]}"
         )
         if len(row.get("jax_bytes_each", ())) > 1:
-            line += (
-                "\n"
-                + " " * 4
-                + "each run, MiB: NumPy "
-                + ", ".join(f"{b / mib:.1f}" for b in row["numpy_bytes_each"])
-                + "; JAX "
-                + ", ".join(f"{b / mib:.1f}" for b in row["jax_bytes_each"])
-            )
+            line += _per_run_line("each run", row["numpy_bytes_each"], row["jax_bytes_each"])
             held = {b: row.get(f"{b}_malloc_free_held_growth_each") or [] for b in BACKENDS}
             if all(h and None not in h for h in held.values()):
-                line += (
-                    "\n"
-                    + " " * 4
-                    + "of which freed memory malloc still held at the end, MiB: NumPy "
-                    + ", ".join(f"{b / mib:.1f}" for b in held["numpy"])
-                    + "; JAX "
-                    + ", ".join(f"{b / mib:.1f}" for b in held["jax"])
+                line += _per_run_line(
+                    "of which freed memory malloc still held at the end", held["numpy"], held["jax"]
                 )
         return line
     return (

@@ -33,6 +33,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def _status_kib(key: str) -> int | None:
@@ -91,24 +92,27 @@ def peak_rss_bytes() -> int:
     return kib * 1024 if kib is not None else _getrusage_peak_bytes()
 
 
+def _glibc(function: str) -> Any:
+    """glibc's ``function`` through ctypes, or None off Linux or where the C library lacks it."""
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(name), function)
+    except (OSError, AttributeError):
+        return None
+
+
 def tune_malloc() -> bool:
     """glibc only: one malloc arena, no mmap for large blocks, no trimming. Freed memory then stays in the
     process and is reused, so large per-step temporaries (XLA's CPU temp buffer above 32 MiB, NumPy's big
     arrays) stop costing page faults every step. Call it before JAX starts its threads. Peak-memory figures
     change meaning: memory touched once stays resident. Returns False where it is not available."""
-    name = ctypes.util.find_library("c")
-    if not name or not sys.platform.startswith("linux"):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8
-        return bool(
-            libc.mallopt(m_arena_max, 1)
-            and libc.mallopt(m_mmap_max, 0)
-            and libc.mallopt(m_trim_threshold, 2**31 - 1)
-        )
-    except (OSError, AttributeError):
-        return False
+    m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8
+    return bool(mallopt(m_arena_max, 1) and mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def exact_rss_malloc(threshold: int = 2**20) -> bool:
@@ -117,14 +121,9 @@ def exact_rss_malloc(threshold: int = 2**20) -> bool:
     live memory, so the peak above baseline is the step's real working set for every backend alike, instead
     of the allocator's growth after warm-up (see the module docstring). Call it before JAX starts its
     threads. Returns False where it is not available."""
-    name = ctypes.util.find_library("c")
-    if not name or not sys.platform.startswith("linux"):
-        return False
-    try:
-        m_mmap_threshold = -3
-        return bool(ctypes.CDLL(name).mallopt(m_mmap_threshold, int(threshold)))
-    except (OSError, AttributeError):
-        return False
+    mallopt = _glibc("mallopt")
+    m_mmap_threshold = -3
+    return mallopt is not None and bool(mallopt(m_mmap_threshold, int(threshold)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,15 +155,11 @@ class _Mallinfo2(ctypes.Structure):
 def malloc_totals() -> MallocTotals | None:
     """The allocator's memory in use and freed-but-held memory, or None where glibc's ``mallinfo2`` (2.33 and
     later) is not available. Read through ctypes: no maintained Python package exposes malloc statistics."""
-    name = ctypes.util.find_library("c")
-    if not name or not sys.platform.startswith("linux"):
+    mallinfo2 = _glibc("mallinfo2")
+    if mallinfo2 is None:
         return None
-    try:
-        fn = ctypes.CDLL(name).mallinfo2
-    except (OSError, AttributeError):
-        return None
-    fn.restype = _Mallinfo2
-    info = fn()
+    mallinfo2.restype = _Mallinfo2
+    info = mallinfo2()
     return MallocTotals(in_use_bytes=int(info.uordblks + info.hblkhd), free_held_bytes=int(info.fordblks))
 
 

@@ -293,9 +293,8 @@ def _has_time_taps(value: Any) -> bool:
         and not isinstance(value, jax.core.Tracer)
         and value.ndim == 5
         and value.shape[0] > 1
-        and len(value.devices()) == 1
-        and next(iter(value.devices())).platform == "cpu"
         and not value.is_deleted()
+        and [d.platform for d in value.devices()] == ["cpu"]
     )
 
 
