@@ -131,7 +131,7 @@ def _summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-def cold_start(artifact: Path, calls: int, repeats: int = 3) -> dict:
+def cold_start(artifact: Path, calls: int, repeats: int = 5) -> dict:
     """Each mode ``repeats`` times, each in a fresh process; medians over the repeats (sub-millisecond calls
     on a shared machine: a single first call is at the mercy of the scheduler)."""
     modes = {

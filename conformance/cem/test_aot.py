@@ -240,8 +240,8 @@ def test_nothing_is_unpickled(loaded: Loaded) -> None:
 
 
 def test_planner_state_is_carried_between_calls(loaded: Loaded) -> None:
-    """Unlike the seed's pipeline (template reused: tk fixed at linspace(0, H, K), key(0) every call), the
-    knots move with time and every call draws fresh noise."""
+    """The knots move with time and every call draws fresh noise (a pipeline that reused its template would
+    keep tk at linspace(0, H, K) and key(0) on every call, and its knots would collapse past the horizon)."""
     p = loaded.pipeline
     p.reset()
     cfg = p.config
@@ -256,6 +256,43 @@ def test_planner_state_is_carried_between_calls(loaded: Loaded) -> None:
     p.reset()
     p.predict_controls(x, 0.0)
     assert tuple(p.state.key) == keys[0], "reset must restart from the artifact's key"
+
+
+def test_warmup_runs_every_path_and_leaves_the_next_call_unchanged(loaded: Loaded) -> None:
+    """`Pipeline.warmup` runs the policy once per round and optimize and interp on every call, then puts the
+    planner state back: a pipeline mid-run continues as if it had not warmed up, and a reset one starts
+    from the policy again."""
+    p = loaded.pipeline
+    calls: dict[str, int] = {}
+
+    def counted(name: str, fn):
+        def run(*args):
+            calls[name] = calls.get(name, 0) + 1
+            return fn(*args)
+
+        return run
+
+    counting = runtime.Pipeline(
+        p.config, {k: counted(k, f) for k, f in p.functions.items()}, p.templates, p.replan_steps, "counted"
+    )
+    x = np.asarray(p.config.spec.x0, np.float32) + np.float32(0.25)
+    counting.predict_controls(x, 0.0)
+    carried, cost = counting.state, counting.last_cost
+    plain = runtime.Pipeline(p.config, p.functions, p.templates, p.replan_steps, "plain")
+    plain.predict_controls(x, 0.0)
+    calls.clear()
+    counting.warmup(rounds=3, calls=2)
+    assert calls == {"policy": 3, "optimize": 6, "interp": 6}
+    assert counting.state is carried and counting.last_cost == cost
+    same = f"{Exactness.SAME_PROGRAM}: the same compiled functions on the same inputs and planner state"
+    assert_bitwise(plain.predict_controls(x, 0.02), counting.predict_controls(x, 0.02), why=same)
+    assert_bitwise(plain.state.mean, counting.state.mean, why=same)
+    counting.reset()
+    calls.clear()
+    counting.warmup(rounds=1, calls=1)
+    assert counting.state is None
+    counting.predict_controls(x, 0.04)
+    assert calls == {"policy": 2, "optimize": 2, "interp": 2}, "a reset pipeline starts from the policy again"
 
 
 # -- bad input -------------------------------------------------------------------------------------------------
