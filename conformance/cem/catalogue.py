@@ -250,6 +250,15 @@ MUTANTS: list[Mutant] = [
         "the first call's knots at the template's times linspace(0, H, K) whatever the current time",
     ),
     Mutant(
+        "cem.aot.warmup-keeps-its-state",
+        RUNTIME,
+        "            self.state, self.last_cost = saved, cost",
+        "            self.last_cost = cost",
+        "state",
+        "the load-time warm-up leaves its own planner state behind: the first call after load carries the "
+        "warm-up's knots, mean and key instead of starting from the policy",
+    ),
+    Mutant(
         "cem.aot.std-reset",
         RUNTIME,
         "self.state = PlannerState(tk, mean, std, key)",
