@@ -20,6 +20,7 @@ PLANNER = "implementations/cem/planner.py"
 SPLINE = "implementations/cem/spline.py"
 TASKS = "implementations/cem/tasks.py"
 RUNTIME = "implementations/cem/runtime.py"
+EXPORT = "implementations/cem/export.py"
 
 _ROLLOUT_BODY = """    def body(x, u):
         x = tasks.step(config.task, x, u, spec.dt, weights)
@@ -33,7 +34,7 @@ _KEY_SPLIT = "key, sub = jax.random.split(key)"
 _NOISE = """    shape = (config.iterations, config.num_samples, config.num_knots, config.spec.nu)
     noise = jax.random.normal(sub, shape, dtype=mean.dtype)"""
 _POLICY_OUT = "return (spec.u_max * jnp.tanh(out)).reshape(config.num_knots, spec.nu)"
-_FIRST_STATE = 'self.templates["tk0"] + t, mean, self.templates["std0"].copy(), self.templates["key"].copy()'
+_FRESH_MEAN = "mean = jax.lax.cond(fresh, lambda: planner._policy_knots(pol, x0, config), lambda: mean)"
 
 MUTANTS: list[Mutant] = [
     # -- the classic defects (also applied in process by test_negative_controls.py) ---------------------------
@@ -244,8 +245,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "cem.aot.warm-start-at-zero",
         RUNTIME,
-        _FIRST_STATE,
-        _FIRST_STATE.replace('self.templates["tk0"] + t,', 'self.templates["tk0"].copy(),'),
+        'self.templates["tk0"] + t,',
+        'self.templates["tk0"].copy(),',
         "state",
         "the first call's knots at the template's times linspace(0, H, K) whatever the current time",
     ),
@@ -268,11 +269,21 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "cem.aot.policy-on-template-state",
-        RUNTIME,
-        'mean = np.asarray(ready(f["policy"](x)))',
-        'mean = np.asarray(ready(f["policy"](self.templates["x0"])))',
+        EXPORT,
+        _FRESH_MEAN,
+        _FRESH_MEAN.replace(
+            "_policy_knots(pol, x0, config)", "_policy_knots(pol, jnp.asarray(spec.x0, f32), config)"
+        ),
         "default-argument",
         "the policy's warm start evaluated on the template state instead of the state passed",
+    ),
+    Mutant(
+        "cem.aot.policy-on-every-call",
+        RUNTIME,
+        "np.bool_(fresh)",
+        "np.bool_(True)",
+        "state",
+        "every call flagged fresh: the policy's knots replace the carried mean on every call",
     ),
     Mutant(
         "cem.aot.controls-from-time-zero",

@@ -259,22 +259,17 @@ def test_planner_state_is_carried_between_calls(loaded: Loaded) -> None:
 
 
 def test_warmup_runs_every_path_and_leaves_the_next_call_unchanged(loaded: Loaded) -> None:
-    """`Pipeline.warmup` runs the policy once per round and optimize and interp on every call, then puts the
+    """`Pipeline.warmup` runs ``plan`` on every call, fresh (policy branch) once per round, then puts the
     planner state back: a pipeline mid-run continues as if it had not warmed up, and a reset one starts
     from the policy again."""
     p = loaded.pipeline
-    calls: dict[str, int] = {}
+    calls: list[bool] = []  # the ``fresh`` flag of each plan call
 
-    def counted(name: str, fn):
-        def run(*args):
-            calls[name] = calls.get(name, 0) + 1
-            return fn(*args)
+    def counted(*args):
+        calls.append(bool(args[6]))
+        return p.functions["plan"](*args)
 
-        return run
-
-    counting = runtime.Pipeline(
-        p.config, {k: counted(k, f) for k, f in p.functions.items()}, p.templates, p.replan_steps, "counted"
-    )
+    counting = runtime.Pipeline(p.config, {"plan": counted}, p.templates, p.replan_steps, "counted")
     x = np.asarray(p.config.spec.x0, np.float32) + np.float32(0.25)
     counting.predict_controls(x, 0.0)
     carried, cost = counting.state, counting.last_cost
@@ -282,9 +277,9 @@ def test_warmup_runs_every_path_and_leaves_the_next_call_unchanged(loaded: Loade
     plain.predict_controls(x, 0.0)
     calls.clear()
     counting.warmup(rounds=3, calls=2)
-    assert calls == {"policy": 3, "optimize": 6, "interp": 6}
+    assert calls == [True, False] * 3
     assert counting.state is carried and counting.last_cost == cost
-    same = f"{Exactness.SAME_PROGRAM}: the same compiled functions on the same inputs and planner state"
+    same = f"{Exactness.SAME_PROGRAM}: the same compiled function on the same inputs and planner state"
     assert_bitwise(plain.predict_controls(x, 0.02), counting.predict_controls(x, 0.02), why=same)
     assert_bitwise(plain.state.mean, counting.state.mean, why=same)
     counting.reset()
@@ -292,7 +287,7 @@ def test_warmup_runs_every_path_and_leaves_the_next_call_unchanged(loaded: Loade
     counting.warmup(rounds=1, calls=1)
     assert counting.state is None
     counting.predict_controls(x, 0.04)
-    assert calls == {"policy": 2, "optimize": 2, "interp": 2}, "a reset pipeline starts from the policy again"
+    assert calls == [True, True], "a reset pipeline starts from the policy again"
 
 
 # -- bad input -------------------------------------------------------------------------------------------------
@@ -312,9 +307,9 @@ def test_missing_directory(tmp_path: Path) -> None:
 
 
 def test_truncated_file_fails_its_hash(pendulum_artifact: Path) -> None:
-    f = pendulum_artifact / "optimize.jax"
+    f = pendulum_artifact / "plan.jax"
     f.write_bytes(f.read_bytes()[:100])
-    with pytest.raises(runtime.CorruptArtifactError, match=r"optimize\.jax is corrupted \(truncated"):
+    with pytest.raises(runtime.CorruptArtifactError, match=r"plan\.jax is corrupted \(truncated"):
         runtime.load_pipeline(pendulum_artifact)
 
 
@@ -333,6 +328,15 @@ def _edit_manifest(path: Path, edit) -> None:
     (path / runtime.MANIFEST).write_text(json.dumps(m))
 
 
+def test_artifact_of_the_three_module_format_must_be_regenerated(pendulum_artifact: Path) -> None:
+    """Format 1 held optimize, interp and policy as three modules; this loader runs one ``plan``."""
+    _edit_manifest(pendulum_artifact, lambda m: m.update(format="cem-aot/1"))
+    with pytest.raises(
+        runtime.IncompatibleArtifactError, match=r"'cem-aot/1'.*reads 'cem-aot/2'.*regenerate"
+    ):
+        runtime.load_pipeline(pendulum_artifact)
+
+
 def test_artifact_from_a_newer_jax_must_be_regenerated(pendulum_artifact: Path) -> None:
     _edit_manifest(pendulum_artifact, lambda m: m.update(jax_version="99.0.0"))
     with pytest.raises(runtime.IncompatibleArtifactError, match=r"JAX 99\.0\.0.*regenerate"):
@@ -340,23 +344,21 @@ def test_artifact_from_a_newer_jax_must_be_regenerated(pendulum_artifact: Path) 
 
 
 def test_artifact_with_an_unsupported_calling_convention_must_be_regenerated(pendulum_artifact: Path) -> None:
-    _edit_manifest(
-        pendulum_artifact, lambda m: m["functions"]["optimize"].update(calling_convention_version=1)
-    )
+    _edit_manifest(pendulum_artifact, lambda m: m["functions"]["plan"].update(calling_convention_version=1))
     with pytest.raises(runtime.IncompatibleArtifactError, match=r"calling convention 1.*must be regenerated"):
         runtime.load_pipeline(pendulum_artifact)
 
 
 def test_unreadable_module_is_incompatible(pendulum_artifact: Path) -> None:
     """A module whose hash matches (manifest rewritten) but that JAX cannot deserialize."""
-    f = pendulum_artifact / "interp.jax"
+    f = pendulum_artifact / "plan.jax"
     f.write_bytes(b"not a flatbuffer")
 
     def fix(m):
-        m["files"]["interp.jax"] = {"sha256": sha256_file(f), "bytes": f.stat().st_size}
+        m["files"]["plan.jax"] = {"sha256": sha256_file(f), "bytes": f.stat().st_size}
 
     _edit_manifest(pendulum_artifact, fix)
-    with pytest.raises(runtime.IncompatibleArtifactError, match=r"interp\.jax cannot be deserialized"):
+    with pytest.raises(runtime.IncompatibleArtifactError, match=r"plan\.jax cannot be deserialized"):
         runtime.load_pipeline(pendulum_artifact)
 
 
@@ -368,7 +370,7 @@ def test_artifact_for_another_platform_is_refused(tmp_path: Path) -> None:
     other = "cuda" if here == "cpu" else "cpu"
     out = _export("pendulum", tmp_path / other, platforms=(other,))
     manifest = json.loads((out / runtime.MANIFEST).read_text())
-    assert manifest["functions"]["optimize"]["platforms"] == [other]
+    assert manifest["functions"]["plan"]["platforms"] == [other]
     with pytest.raises(
         runtime.IncompatibleArtifactError, match=rf"exported for \['{other}'\], not for this '{here}'"
     ):

@@ -18,13 +18,7 @@ def test_export_bench_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert reference_main(["weights", "--task", "pendulum", "--out", str(weights)]) == 0
     assert main(["export", "--weights", str(weights), "--task", "pendulum", "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["files"]) >= {
-        "optimize.jax",
-        "interp.jax",
-        "policy.jax",
-        "config.json",
-        "templates.npz",
-    }
+    assert set(manifest["files"]) >= {"plan.jax", "config.json", "templates.npz"}
     assert main(["bench", str(out), "--calls", "3", "--json", str(tmp_path / "bench.json")]) == 0
     stats = json.loads((tmp_path / "bench.json").read_text())
     assert stats["total"]["hz"] > 0 and stats["first_over_steady"] > 0
@@ -44,7 +38,7 @@ def test_bad_artifact_is_exit_status_2_with_the_missing_file_named(
     (tmp_path / "art" / "manifest.json").write_text("{}")
     assert main(["bench", str(tmp_path / "art")]) == 2
     err = capsys.readouterr().err
-    assert "missing files" in err and "optimize.jax" in err and "regenerate" in err
+    assert "missing files" in err and "plan.jax" in err and "regenerate" in err
 
 
 def test_export_needs_the_reference_s_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -57,7 +57,7 @@ def _print_stats(label: str, first: float, timings: list[dict[str, float]]) -> d
     print(
         f"  total  median   {s['median_s'] * 1e3:9.3f} ms  min {s['min_s'] * 1e3:.3f}  max {s['max_s'] * 1e3:.3f}"
     )
-    print(f"  cem    mean     {c['mean_s'] * 1e3:9.3f} ms  CV {c['cv']:.3f}")
+    print(f"  cem    mean     {c['mean_s'] * 1e3:9.3f} ms  CV {c['cv']:.3f}  (the compiled call alone)")
     return {"first_call_s": first, "first_over_steady": ratio, "total": s, "cem": c}
 
 
@@ -73,8 +73,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     manifest = json.loads((out / runtime.MANIFEST).read_text())
     print(
         f"exported {weights.task} to {out} in {time.perf_counter() - start:.2f} s "
-        f"(JAX {manifest['jax_version']}, platforms {manifest['functions']['optimize']['platforms']}, "
-        f"calling convention {manifest['functions']['optimize']['calling_convention_version']})"
+        f"(JAX {manifest['jax_version']}, platforms {manifest['functions']['plan']['platforms']}, "
+        f"calling convention {manifest['functions']['plan']['calling_convention_version']})"
     )
     for name, meta in sorted(manifest["files"].items()):
         print(f"  {name:24s} {meta['bytes']:9d} bytes  sha256 {meta['sha256'][:16]}...")

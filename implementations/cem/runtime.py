@@ -1,12 +1,12 @@
 """The loader and runtime of the JAX CEM planner's AOT artifacts (written by `implementations.cem.export`):
-verify an artifact directory, deserialize its `jax.export` modules, compile them at load so that the first
+verify an artifact directory, deserialize its `jax.export` module, compile it at load so that the first
 ``predict_controls`` call is not a compile, and run the planner with its state carried between calls.
 
 Importing this module is cheap: it needs neither PyTorch nor the planner's source, and imports JAX only when
 an artifact is loaded (`load_pipeline`) or a `Pipeline` is built.
 
 - A deserialized `jax.export` artifact is StableHLO, *compiled by XLA when first called*; "zero JIT
-  overhead" is false. `load_pipeline` therefore compiles every function at load (``jax.jit(exp.call)
+  overhead" is false. `load_pipeline` therefore compiles the function at load (``jax.jit(exp.call)
   .lower(...).compile()``), and can use JAX's persistent compilation cache (``cache_dir``) so that a later
   process loads faster. ``jax.experimental.serialize_executable`` is not used: it pickles the executable,
   and nothing here is unpickled.
@@ -14,10 +14,12 @@ an artifact is loaded (`load_pipeline`) or a `Pipeline` is built.
   the calling convention, and the loader refuses an artifact it cannot run with "regenerate it".
 - The planner state (knot times, mean, std, key) is carried between calls: fresh noise on every call and
   knots shifted in time.
+- A call is one compiled function, ``plan`` (policy warm start when the call is fresh, CEM optimize, controls
+  at the query times), and one host round trip; `implementations.cem.export` says why.
 
 Artifact directory (every file's SHA-256 in ``manifest.json``)::
 
-    optimize.jax  interp.jax  policy.jax     serialized jax.export modules
+    plan.jax                                 the serialized jax.export module
     config.json                              CEMConfig, replan steps, task
     templates.npz                            initial tk, std, key data, example state (allow_pickle=False)
     policy.safetensors [dynamics.safetensors] the PyTorch weights baked into the modules, and their
@@ -40,9 +42,9 @@ import numpy as np
 from contracts.cem.config import CEMConfig, CEMInputError, check_array
 from contracts.common import sha256_file
 
-FORMAT = "cem-aot/1"
-FUNCTIONS = ("optimize", "interp", "policy")
-FILES = ("optimize.jax", "interp.jax", "policy.jax", "config.json", "templates.npz")
+FORMAT = "cem-aot/2"  # 1: optimize, interp and policy as three modules
+FUNCTIONS = ("plan",)
+FILES = ("plan.jax", "config.json", "templates.npz")
 MANIFEST = "manifest.json"
 REGENERATE = "regenerate it with `python -m implementations.cem export --weights <weights dir> --out <dir>`"
 
@@ -78,8 +80,9 @@ class Pipeline:
     """``predict_controls(state, current_time)``: NN warm start on the first call (or after `reset`), then the
     carried planner state; CEM optimize; controls for the next ``replan_steps`` plant steps.
 
-    ``functions`` are ``optimize``, ``interp`` and ``policy`` over flat arrays (compiled from an artifact, or
-    jitted: `implementations.cem.export.jit_pipeline`)."""
+    ``functions`` holds ``plan`` over flat arrays (compiled from an artifact, or jitted:
+    `implementations.cem.export.jit_pipeline`): ``plan(x, t, tk, mean, std, key, fresh, tq) -> (tk, mean,
+    std, key, best cost, controls)``, where a ``fresh`` call replaces ``mean`` by the policy's knots."""
 
     def __init__(
         self,
@@ -95,6 +98,8 @@ class Pipeline:
         self.config = config
         self.functions = dict(functions)
         self.templates = {k: np.asarray(v) for k, v in templates.items()}
+        # what a fresh call passes as the mean: `plan` replaces it by the policy's knots
+        self._no_mean = np.zeros_like(self.templates["std0"])
         self.replan_steps = int(replan_steps)
         self.source = source
         self.state: PlannerState | None = None
@@ -102,12 +107,14 @@ class Pipeline:
 
     def warmup(self, rounds: int = 5, calls: int = 3) -> None:
         """Run the whole ``predict_controls`` path ``rounds`` times from a fresh planner state, ``calls`` calls
-        each (so the policy network runs ``rounds`` times, optimize and interp ``rounds * calls`` times, with
-        the Python around them), then restore the planner state: the next call starts as it would have.
+        each (so ``plan`` runs its policy branch ``rounds`` times and its carried branch ``rounds * (calls -
+        1)`` times, with the Python around them), then restore the planner state: the next call starts as it
+        would have.
 
-        The policy runs in every round because a first call after load runs it: measured on a 2-core AMD
-        EPYC, 10 fresh processes each, a warm-up of 2 calls (one policy run) left the first call at a median
-        1.52x the steady call, 15 calls in one round at 1.31x, and 5 rounds of 3 calls at 1.19x."""
+        The fresh path runs in every round because a first call after load takes it: measured on a 2-core AMD
+        EPYC, 10 fresh processes each (with the policy, optimize and interp still three executables), a
+        warm-up of 2 calls (one fresh) left the first call at a median 1.52x the steady call, 15 calls in one
+        round at 1.31x, and 5 rounds of 3 calls at 1.19x."""
         saved, cost = self.state, self.last_cost
         x = np.asarray(self.templates["x0"], np.float32)
         try:
@@ -130,32 +137,31 @@ class Pipeline:
         if t.shape != () or t.dtype.kind not in "fiu" or not np.isfinite(t):
             raise CEMInputError(f"current_time must be a finite scalar; got {current_time!r}")
         t = np.float32(t)
-        f, ready = self.functions, self._ready
+        ready = self._ready
         start = time.perf_counter()
-        if self.state is None:
-            mean = np.asarray(ready(f["policy"](x)))
-            # the policy's knots are placed at the current time; std and key come from the templates
-            self.state = PlannerState(
-                self.templates["tk0"] + t, mean, self.templates["std0"].copy(), self.templates["key"].copy()
-            )
-        t_nn = time.perf_counter()
+        fresh = self.state is None
         s = self.state
-        out = ready(f["optimize"](x, t, s.tk, s.mean, s.std, s.key))
-        tk, mean, std, key, best = (np.asarray(o) for o in out)
+        if s is None:
+            # the policy's knots (computed by `plan`) are placed at the current time; std and key come from the
+            # templates
+            s = PlannerState(
+                self.templates["tk0"] + t,
+                self._no_mean,
+                self.templates["std0"].copy(),
+                self.templates["key"].copy(),
+            )
+        tq = (t + np.arange(self.replan_steps, dtype=np.float32) * np.float32(spec.dt)).astype(np.float32)
+        t_call = time.perf_counter()
+        out = ready(self.functions["plan"](x, t, s.tk, s.mean, s.std, s.key, np.bool_(fresh), tq))
+        t_done = time.perf_counter()
+        tk, mean, std, key, best, controls = (np.asarray(o) for o in out)
         self.state = PlannerState(tk, mean, std, key)
         self.last_cost = float(best)
-        t_cem = time.perf_counter()
-        tq = (t + np.arange(self.replan_steps, dtype=np.float32) * np.float32(spec.dt)).astype(np.float32)
-        controls = np.asarray(ready(f["interp"](tq, tk, mean[None])))[0]
         end = time.perf_counter()
         if not return_timing:
             return controls
-        return controls, {
-            "nn_time": t_nn - start,
-            "cem_time": t_cem - t_nn,
-            "interp_time": end - t_cem,
-            "total_time": end - start,
-        }
+        # cem_time: the compiled call (policy on a fresh call, optimize, interp); the rest is host work
+        return controls, {"cem_time": t_done - t_call, "total_time": end - start}
 
 
 # -- load ----------------------------------------------------------------------------------------------------
