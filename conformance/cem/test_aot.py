@@ -265,9 +265,9 @@ def test_warmup_runs_every_path_and_leaves_the_next_call_unchanged(loaded: Loade
     p = loaded.pipeline
     calls: list[bool] = []  # the ``fresh`` flag of each plan call
 
-    def counted(*args):
-        calls.append(bool(args[6]))
-        return p.functions["plan"](*args)
+    def counted(x, t, tk, mean, std, key, fresh, tq):
+        calls.append(bool(fresh))
+        return p.functions["plan"](x, t, tk, mean, std, key, fresh, tq)
 
     counting = runtime.Pipeline(p.config, {"plan": counted}, p.templates, p.replan_steps, "counted")
     x = np.asarray(p.config.spec.x0, np.float32) + np.float32(0.25)

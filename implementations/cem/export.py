@@ -2,7 +2,7 @@
 call: the policy warm start on a fresh call, one CEM optimize, the controls interpolated at the query times)
 over flat arrays, with a manifest that pins versions and hashes; read back by `implementations.cem.runtime`.
 
-- One exported function per call, not one per stage: XLA:CPU charges a call 25-60 us when the executable
+- One exported function per call, not one per stage: XLA:CPU charges a call 17-58 us more when the executable
   run just before it was a different one (measured on a 2-core AMD EPYC: a trivial function 8 us back to
   back, 25 us after the optimize; the policy 10.5 us back to back, 60-68 us after the optimize), so a
   policy -> optimize -> interp chain of three executables paid it on every stage. The policy runs under a

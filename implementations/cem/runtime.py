@@ -137,11 +137,10 @@ class Pipeline:
         if t.shape != () or t.dtype.kind not in "fiu" or not np.isfinite(t):
             raise CEMInputError(f"current_time must be a finite scalar; got {current_time!r}")
         t = np.float32(t)
-        ready = self._ready
         start = time.perf_counter()
-        fresh = self.state is None
         s = self.state
-        if s is None:
+        fresh = s is None
+        if fresh:
             # the policy's knots (computed by `plan`) are placed at the current time; std and key come from the
             # templates
             s = PlannerState(
@@ -152,7 +151,7 @@ class Pipeline:
             )
         tq = (t + np.arange(self.replan_steps, dtype=np.float32) * np.float32(spec.dt)).astype(np.float32)
         t_call = time.perf_counter()
-        out = ready(self.functions["plan"](x, t, s.tk, s.mean, s.std, s.key, np.bool_(fresh), tq))
+        out = self._ready(self.functions["plan"](x, t, s.tk, s.mean, s.std, s.key, np.bool_(fresh), tq))
         t_done = time.perf_counter()
         tk, mean, std, key, best, controls = (np.asarray(o) for o in out)
         self.state = PlannerState(tk, mean, std, key)
