@@ -8,8 +8,9 @@ Run as a script for the issue's performance figures, all measured in one run on 
   a cold one (populating it) and with a warm one; the first ``predict_controls`` call over the steady-state
   median (target <= 1.2x after load), with and without the load-time warm-up run;
 - steady state of the default pendulum pipeline: per-call mean, CV (target <= 5 %) and rate (>= 30 Hz), in
-  this process and in a fresh one pinned to one core, beside the machine's own floor at that call length
-  (the CV of a fixed single-thread NumPy workload as long as the call);
+  this process and in a fresh one pinned to one core, each beside the machine's own floor at that call length
+  (the CV of a fixed single-thread NumPy workload as long as the call: back to back in this process, and
+  after each call in the pinned one);
 - at the control rate: the median and p90 call when calls come on a fixed 50 Hz schedule, against the
   same calls back to back, the first call after load over the paced call, and how much slower a fixed
   single-thread NumPy workload runs paced on this machine (`paced_state`);
@@ -73,15 +74,30 @@ from implementations.cem import runtime
 p = runtime.load_pipeline(sys.argv[1])
 rng = np.random.default_rng(0)
 x0 = np.asarray(p.config.spec.x0, np.float32)
+settle = []
 for i in range(20):
+    t0 = time.perf_counter()
     p.predict_controls(x0, 0.02 * i)
+    settle.append(time.perf_counter() - t0)
+# the floor: np.sin over an array sized to last as long as a settled call, run after each call
+w = np.random.default_rng(1).standard_normal(1 << 16)
+np.sin(w)
+t0 = time.perf_counter()
+np.sin(w)
+per_element = (time.perf_counter() - t0) / w.size
+w = np.random.default_rng(1).standard_normal(max(1024, int(np.median(settle[10:]) / per_element)))
+for _ in range(20):
+    np.sin(w)
 gc.collect()
 gc.disable()
-totals = []
+totals, floor = [], []
 for i in range(int(sys.argv[3])):
     x = (x0 + 0.1 * rng.standard_normal(x0.shape)).astype(np.float32)
     totals.append(p.predict_controls(x, 0.02 * (i + 20), return_timing=True)[1]["total_time"])
-print(json.dumps(totals))
+    t0 = time.perf_counter()
+    np.sin(w)
+    floor.append(time.perf_counter() - t0)
+print(json.dumps({"calls": totals, "floor": floor}))
 """
 
 
@@ -292,11 +308,16 @@ def paced_state(artifact: Path, calls: int, hz: float = CONTROL_HZ) -> dict:
 
 def steady_state_pinned(artifact: Path, calls: int, cpu: int | None = None) -> dict | None:
     """`steady_state` in a fresh process pinned to one core (the last one, unless ``cpu``), so that XLA's
-    threads and the caller share it; None where the platform has no CPU affinity."""
+    threads and the caller share it; None where the platform has no CPU affinity. Its ``floor`` is the
+    machine's jitter on that core over the same seconds: a fixed single-thread NumPy workload as long as the
+    call, run after each call (interleaved, so that a noisy stretch of the machine hits both alike). The
+    call's CV can be read against it: a core whose floor CV is above 0.05 is not quiet enough to show the
+    CV target."""
     if not hasattr(os, "sched_setaffinity"):
         return None
     cpu = max(os.sched_getaffinity(0)) if cpu is None else cpu
-    return {"cpu": cpu, "gc_during_timing": False, **_summary(_child(STEADY_PINNED, artifact, cpu, calls))}
+    res = _child(STEADY_PINNED, artifact, cpu, calls)
+    return {"cpu": cpu, "gc_during_timing": False, **_summary(res["calls"]), "floor": _summary(res["floor"])}
 
 
 def _time(fn, repeats: int) -> float:
@@ -560,6 +581,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{pin['mean_s'] * 1e3:.3f} ms  median {pin['median_s'] * 1e3:.3f} ms  CV {pin['cv']:.3f}  "
             f"IQR/median {pin['iqr_over_median']:.3f}  calls over 1.2x the median {pin['share_over_1_2x_median']:.1%}"
         )
+        pf = pin["floor"]
+        print(
+            f"  that core's floor over the same seconds (fixed single-thread NumPy work after each call, median "
+            f"{pf['median_s'] * 1e3:.3f} ms): CV {pf['cv']:.3f}  IQR/median {pf['iqr_over_median']:.3f}  "
+            f"calls over 1.2x the median {pf['share_over_1_2x_median']:.1%}"
+        )
     fl = s["floor"]
     print(
         f"  the machine's floor at this call length (fixed single-thread NumPy work, median "
@@ -647,6 +674,11 @@ class CEM(_Cached):
     def track_steady_cv_pinned(self, r: dict) -> float:
         """CV of the steady call in a process pinned to one core (nan without CPU affinity)."""
         return float("nan") if r["pinned"] is None else r["pinned"]["cv"]
+
+    def track_noise_floor_cv_pinned(self, r: dict) -> float:
+        """CV of the fixed NumPy workload run after each pinned call (`steady_state_pinned`'s floor; nan
+        without CPU affinity): whether the core was quiet enough for `track_steady_cv_pinned`'s target."""
+        return float("nan") if r["pinned"] is None else r["pinned"]["floor"]["cv"]
 
     def track_steady_ms_pinned(self, r: dict) -> float:
         return float("nan") if r["pinned"] is None else 1e3 * r["pinned"]["median_s"]

@@ -12,6 +12,7 @@ Both tests were seen failing on those mutations (x64 switched on at gcm's import
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -373,3 +374,20 @@ def test_gcm_memory_row_pairs_each_run_with_the_memory_malloc_held(monkeypatch: 
     assert "malloc still held at the end, MiB: NumPy -4.0, -3.0, -2.0; JAX 52.0, 70.0, 88.0" in text
     row["jax_malloc_free_held_growth_each"] = [None, None, None]  # no mallinfo2: the line is left out
     assert "malloc still held" not in gcm._format_row(row)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_pinned_steady_state_times_the_floor_after_each_call(tmp_path) -> None:
+    """`benchmarks.cem.steady_state_pinned`: the pinned child times every pipeline call and, after each, the
+    fixed NumPy workload sized to the settled call; both come back summarised, one sample per call."""
+    from benchmarks import cem
+
+    art = cem.export_pendulum(tmp_path / "pendulum")
+    calls = 7
+    res = cem._child(cem.STEADY_PINNED, art, max(os.sched_getaffinity(0)), calls)
+    assert len(res["calls"]) == len(res["floor"]) == calls
+    assert all(t > 0 for t in res["calls"] + res["floor"])
+    out = cem.steady_state_pinned(art, calls)
+    assert out["cpu"] == max(os.sched_getaffinity(0))
+    for summary in (out, out["floor"]):
+        assert summary["median_s"] > 0 and math.isfinite(summary["cv"])
