@@ -73,8 +73,10 @@ def _x64() -> None:
     """x64 on (float64 is the benchmarked dtype), before JAX's first computation in the process. Called by
     every asv ``setup`` rather than at import: asv's forkserver imports all benchmark modules into one
     process, so a module-level switch would turn x64 on for the other subsystems' float32 benchmarks too.
-    The platform is left to ``JAX_PLATFORMS`` (asv.conf.json's env; a GPU machine sets its own)."""
-    configure_jax(None, True)
+    The platform is left to ``JAX_PLATFORMS`` (asv.conf.json's env; a GPU machine sets its own). JAX's
+    default asynchronous dispatch is kept for the in-process timings (the runner's command line, timed in
+    its own process by the memory and runner rows, turns it off: `configure_jax`)."""
+    configure_jax(None, True, cpu_async_dispatch=True)
 
 
 GRIDS = ("121x240", "481x960")

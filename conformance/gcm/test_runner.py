@@ -123,6 +123,35 @@ def test_cli_backend_from_environment_and_json(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["backend"] == "numpy"
 
 
+CONFIGURE_AND_REPORT = """
+import sys
+import jax
+from implementations.gcm.runner import configure_jax
+configure_jax("cpu", True, **({"cpu_async_dispatch": True} if sys.argv[1] == "async" else {}))
+before = jax.config.read("jax_cpu_enable_async_dispatch")
+jax.numpy.zeros(1).block_until_ready()  # the CPU client now exists
+configure_jax("cpu", True, cpu_async_dispatch=sys.argv[1] != "async")  # too late: left as it was
+print(before, jax.config.read("jax_cpu_enable_async_dispatch"))
+"""
+
+
+@pytest.mark.parametrize("mode", ["default", "async"])
+def test_the_runner_configures_the_cpu_client_synchronous_unless_asked(mode: str) -> None:
+    """`configure_jax` turns the CPU client's asynchronous dispatch off by default (each step's temporary
+    block then stays in one malloc arena) and on when asked, and only before the client exists: once it
+    does, a later call leaves the setting as the client was made with."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", CONFIGURE_AND_REPORT, mode],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    expected = "True" if mode == "async" else "False"
+    assert proc.stdout.split() == [expected, expected]
+
+
 def test_cli_refuses_the_other_side_s_backend() -> None:
     """Each entry point runs only its own backend; asked for the other one, it names the command that runs it."""
     proc = _cli("jax", "--steps", "2", backend_env="numpy")

@@ -22,10 +22,24 @@ from implementations.gcm import model
 from implementations.gcm._guard import check_x64
 
 
-def configure_jax(platform: str | None = None, enable_x64: bool | None = None) -> None:
+def configure_jax(
+    platform: str | None = None, enable_x64: bool | None = None, cpu_async_dispatch: bool = False
+) -> None:
     """Select the JAX platform and the x64 mode. Platform selection only works before the first JAX
-    computation (the original set ``JAX_PLATFORM_NAME`` after importing jax, too late); raises otherwise."""
+    computation (the original set ``JAX_PLATFORM_NAME`` after importing jax, too late); raises otherwise.
+
+    ``cpu_async_dispatch`` (default off) is the CPU client's dispatch mode, set only while no backend is
+    initialised (the client reads it once, when it is created). The run loop reads each step's finite flag
+    before it starts the next (``check_every=1``, the CPU default), so asynchronous dispatch overlaps nothing
+    there; with it, each step runs on one of the client's worker threads, whose temporary block (17.6 MiB at
+    481x960 float64) lands in that thread's malloc arena, and glibc keeps a freed block in each. Measured at
+    481x960 float64, 20 or 40 steps under the default malloc: growth after warm-up 52.9-141 MiB asynchronous,
+    17.7-35.3 MiB synchronous (freed memory held: 17.6 MiB, one block, in every synchronous run), at the same
+    step time (121x240: 2.11-2.24 against 2.14-2.26 ms; 481x960: 26.5-31.2 against 25.9-30.9 ms)."""
     from jax._src import xla_bridge
+
+    if not xla_bridge.backends_are_initialized():
+        jax.config.update("jax_cpu_enable_async_dispatch", bool(cpu_async_dispatch))
 
     if platform is not None:
         if platform not in PLATFORMS:
