@@ -509,6 +509,20 @@ class TrackPeakMemory(_Runner):
         return memory_ratio(res)
 
 
+class TrackPeakMemoryDefaultMalloc:
+    """The same runner under the default malloc (no ``--exact-rss``): growth after warm-up, JAX / NumPy, the
+    median of `MEMORY_RUNS_DEFAULT_MALLOC` fresh runs per backend (target <= 1.5)."""
+
+    timeout = 600
+    unit = "ratio"
+
+    def setup_cache(self) -> dict[str, Any]:
+        return _memory_row(MEMORY_STEPS, exact_rss=False)
+
+    def track_peak_memory_ratio_default_malloc(self, row: dict[str, Any]) -> float:
+        return row["ratio"]
+
+
 class TrackColdStart(_Runner):
     """The JAX runner's cold start in its fresh interpreter: the first step (trace + compile + run) in
     seconds and over the steady per-step median, and the CV of the steady steps."""
