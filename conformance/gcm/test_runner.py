@@ -1,6 +1,6 @@
-"""The GCM model runner (seed milestones M3/M4): the NumPy backend (`reference.gcm.runner`) and the JAX
-backend (`implementations.gcm.runner`) on the shared run loop (`contracts.gcm.runner`): non-finite stop
-report, timings, memory, and the two command lines."""
+"""The GCM model runner: the NumPy backend (`reference.gcm.runner`) and the JAX backend
+(`implementations.gcm.runner`) on the shared run loop (`contracts.gcm.runner`): non-finite stop report,
+timings, memory, the CPU client's dispatch mode, and the two command lines."""
 
 from __future__ import annotations
 

@@ -296,7 +296,7 @@ SN_SHAPES = (((1, 16, 5, 6, 10), (1, 4, 3, 4, 4)), ((1, 16, 2, 8, 8), (1, 4, 1, 
 def _sn_inputs(dtype: str) -> st.SearchStrategy[Inputs]:
     @st.composite
     def draw(d: st.DrawFn) -> Inputs:
-        # f and zq sizes with non-integer ratios (nearest: floor(i * in / out), pitfall 4), odd and even T
+        # f and zq sizes with non-integer ratios (nearest: floor(i * in / out)), odd and even T
         fshape, zshape = d(st.sampled_from(SN_SHAPES))
         spec = {**{k: d(v) for k, v in _base(dtype).items()}, "groups": 4}
         spec["x"] = d(_activations(fshape, offset=d(st.booleans())))
@@ -354,7 +354,10 @@ def _sampler_explicit(shapes: tuple[tuple[int, ...], ...]) -> Callable[[], list[
     return make
 
 
-DOWN_SHAPES = ((1, 8, 5, 8, 8), (1, 8, 4, 7, 9))  # odd and even T; odd, non-square H, W (pitfall 5)
+DOWN_SHAPES = (
+    (1, 8, 5, 8, 8),
+    (1, 8, 4, 7, 9),
+)  # odd and even T; odd, non-square H, W (where SAME padding and the (0, 1) pad differ)
 UP_SHAPES = ((1, 8, 3, 4, 4), (1, 8, 1, 3, 5), (1, 8, 2, 4, 4))  # odd T, T == 1 (non-square), even T
 
 _r, _i = _twin(("x",))

@@ -20,7 +20,7 @@ import implementations.vae.layers as L
 
 
 def _gn_fast_variance(x, scale, bias, num_groups, eps):
-    """nnx.GroupNorm(use_fast_variance=True): var = E[x^2] - E[x]^2 in float32 (pitfall 1)."""
+    """nnx.GroupNorm(use_fast_variance=True): var = E[x^2] - E[x]^2 in float32, which cancels when |mean| >> std."""
     b, c = x.shape[0], x.shape[-1]
     xg = x.reshape(b, -1, num_groups, c // num_groups)
     mean = jnp.mean(xg, axis=(1, 3), keepdims=True)
@@ -71,7 +71,7 @@ def _compress_time_no_transpose(x):
 
 
 def _downsample_same(self, x):
-    """nnx.Conv's default padding='SAME' instead of the (0, 1) pad + VALID (pitfall 5: odd H, W differ)."""
+    """nnx.Conv's default padding='SAME' instead of the (0, 1) pad + VALID (the two differ on odd H, W)."""
     if self.compress_time:
         x = L.compress_time_avg(x)
     b, t = x.shape[:2]
@@ -86,12 +86,12 @@ def _downsample_same(self, x):
 
 
 def _resize_half_pixel(x, size):
-    """jax.image.resize(nearest): half-pixel centres, not torch's floor(i * in / out) (pitfall 4)."""
+    """jax.image.resize(nearest): half-pixel centres, not torch's floor(i * in / out)."""
     return jax.image.resize(x, (x.shape[0], *size, x.shape[-1]), method="nearest")
 
 
 def _upsample_t1_two_frames(self, x):
-    """The yangwhale port's T == 1 upsample: 3-D x2, two frames instead of one (pitfall 3)."""
+    """The yangwhale port's T == 1 upsample: 3-D x2, two frames instead of the single frame upstream keeps."""
     t = x.shape[1]
     if self.compress_time and t > 1 and t % 2 == 1:
         x = jnp.concatenate([L._up2(x[:, :1], (2, 3)), L._up2(x[:, 1:], (1, 2, 3))], axis=1)

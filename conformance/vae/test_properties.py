@@ -117,7 +117,7 @@ def test_shape_contract(cfg: CogVideoXVAEConfig, latent: tuple[int, ...]) -> Non
 
 
 def test_tiny2_ratio_disagrees_with_the_block_count() -> None:
-    """The spec's pitfall 10: with two blocks only block 0 can compress time, whatever the ratio says."""
+    """With two blocks only block 0 can compress time, whatever the ratio says."""
     assert tiny2(temporal_compression_ratio=4).effective_temporal_ratio == 2
     assert CogVideoXVAEConfig().effective_temporal_ratio == 4 and CogVideoXVAEConfig().supported_frames(49)
 
