@@ -391,3 +391,20 @@ def test_pinned_steady_state_times_the_floor_after_each_call(tmp_path) -> None:
     assert out["cpu"] == max(os.sched_getaffinity(0))
     for summary in (out, out["floor"]):
         assert summary["median_s"] > 0 and math.isfinite(summary["cv"])
+
+
+def test_dispatch_memory_reproducer_runs_each_mode_and_reports_the_block() -> None:
+    """`benchmarks.dispatch_memory`: each mode runs in its own interpreter and reports the temporary block it
+    steps (JAX: XLA's own figure, at least the part of the state it covers; NumPy: that part), the growth,
+    and malloc's held memory where glibc is there to ask; an unknown mode is refused before anything runs."""
+    from benchmarks import dispatch_memory
+
+    covered = int(1.0 * 2**20 / 8) * 8
+    for mode in dispatch_memory.MODES:
+        r = dispatch_memory.run_once(mode, 1.0, 3)
+        assert r["block_bytes"] >= covered if mode.startswith("jax") else r["block_bytes"] == covered
+        assert r["growth_bytes"] >= 0
+        if sys.platform.startswith("linux"):
+            assert r["held_bytes"] is not None
+    with pytest.raises(ValueError, match="mode must be one of"):
+        dispatch_memory.run_once("jax-eager", 1.0, 3)
