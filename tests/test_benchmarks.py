@@ -66,9 +66,10 @@ def test_asv_check_finds_no_problems() -> None:
     assert "No problems found" in out.stdout, out.stdout + out.stderr
 
 
-def test_the_convolution_limit_reproducer_computes_one_convolution_four_ways() -> None:
-    """`benchmarks.conv_limit` compares four JAX forms of the same convolution: they must be that convolution
-    (against a float64 NumPy sum over the 27 taps), or its table would compare different work."""
+def test_the_convolution_limit_reproducer_computes_one_convolution_every_way() -> None:
+    """`benchmarks.conv_limit` compares six JAX forms of the same convolution (the Winograd one included):
+    they must be that convolution (against a float64 NumPy sum over the 27 taps), or its table would compare
+    different work. Odd output sizes (4 x 5) exercise the Winograd form's padded tiles."""
     import jax
     import numpy as np
 
