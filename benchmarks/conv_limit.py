@@ -21,9 +21,11 @@ against ``torch.nn.functional.conv3d`` at its default thread count, all interlea
 GFLOP/s: the best JAX form against PyTorch is the limit of XLA:CPU's kernels on that shape.
 
 A sixth form, ``winograd``, is a different algorithm for the same convolution: Winograd's F(2x2, 3x3) over the
-time taps stacked into the channels (`winograd_f2x3`), which needs 2.25x fewer multiplications than a direct
-convolution and runs them as 16 batched matmuls, with the kernel transformed once beforehand as a port would
-cache it per weight value (`winograd_kernel`, not timed; 16/9 of the kernel's memory). Its GFLOP/s count
+time taps stacked into the channels (`implementations.vae.layers.conv3d_winograd`, the port's form for
+kernels of at least `implementations.vae.layers.WINOGRAD_MIN_CHANNELS` input channels), which needs 2.25x
+fewer multiplications than a direct convolution and runs them as 16 batched matmuls, with the kernel
+transformed once beforehand as the port caches it per weight value (`winograd_kernel`, not timed; 16/9 of
+the kernel's memory). Its GFLOP/s count
 the direct convolution's work, so they can pass the matmul peak; it is shown in its own column, outside the
 best JAX form, and its rounding differs from a direct convolution's (about 1.5-1.9x the error, measured).
 """
@@ -31,6 +33,7 @@ best JAX form, and its rounding differs from a direct convolution's (about 1.5-1
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -52,66 +55,13 @@ SHAPES: tuple[tuple[int, int, int, int, int], ...] = (
 )
 
 
-# Winograd F(2, 3): d (4 inputs) -> B^T d, g (3 taps) -> G g, (4 products) -> A^T m (2 outputs)
-WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-
-
-def winograd_kernel(k: np.ndarray) -> np.ndarray:
-    """A (3, 3, 3, I, O) kernel as `winograd_f2x3` takes it: the time taps stacked into the input channels
-    (tap-major), then G g G^T over the two spatial axes, computed in float64 and rounded once: (16, 3 I, O)."""
-    kk = np.concatenate([k[a] for a in range(3)], axis=2).astype(np.float64)  # (3, 3, 3 I, O)
-    u = np.einsum("ai,ijco,bj->abco", WINOGRAD_G, kk, WINOGRAD_G)
-    return u.reshape(16, kk.shape[2], kk.shape[3]).astype(k.dtype)
-
-
-def _bt(d0: Any, d1: Any, d2: Any, d3: Any) -> tuple[Any, Any, Any, Any]:
-    """B^T d of Winograd F(2, 3) on four inputs."""
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
-def _at(m0: Any, m1: Any, m2: Any, m3: Any) -> tuple[Any, Any]:
-    """A^T m of Winograd F(2, 3) on four products."""
-    return m0 + m1 + m2, m1 - m2 - m3
-
-
-def winograd_f2x3(x: Any, u: Any) -> Any:
-    """The VALID 3x3x3 convolution of ``x`` (B, T, H, W, C) by the kernel whose `winograd_kernel` is ``u``:
-    per output frame, the three input frames stacked into the channels, cut into 4x4 tiles at stride 2 (odd
-    sizes padded by one row or column and cropped after), each tile transformed (B^T d B), multiplied with
-    the transformed kernel as 16 batched matmuls over the channels, and transformed back (A^T m A) into its
-    2x2 outputs."""
-    import jax
-    import jax.numpy as jnp
-
-    b, t, h, w, c = x.shape
-    o = u.shape[-1]
-    t_out, h_out, w_out = t - 2, h - 2, w - 2
-    th, tw = (h_out + 1) // 2, (w_out + 1) // 2
-    x = jnp.pad(x, ((0, 0), (0, 0), (0, 2 * th + 2 - h), (0, 2 * tw + 2 - w), (0, 0)))
-    frames = jnp.concatenate([x[:, a : a + t_out] for a in range(3)], axis=-1)
-    frames = frames.reshape(b * t_out, 2 * th + 2, 2 * tw + 2, 3 * c)
-    v = [
-        col
-        for row in _bt(*(frames[:, r : r + 2 * th : 2] for r in range(4)))
-        for col in _bt(*(row[:, :, s : s + 2 * tw : 2] for s in range(4)))
-    ]
-    vv = jnp.stack(v).reshape(16, b * t_out * th * tw, 3 * c)
-    m = jnp.einsum("kpc,kco->kpo", vv, u, precision=jax.lax.Precision.HIGHEST)
-    m = m.reshape(4, 4, b * t_out, th, tw, o)
-    rows = _at(m[0], m[1], m[2], m[3])
-    y = jnp.stack(
-        [jnp.stack(_at(r[0], r[1], r[2], r[3]), axis=3) for r in rows], axis=2
-    )  # (N, th, 2, tw, 2, O)
-    return y.reshape(b * t_out, 2 * th, 2 * tw, o)[:, :h_out, :w_out].reshape(b, t_out, h_out, w_out, o)
-
-
 def forms() -> dict[str, Callable[[Any, Any], Any]]:
     """The four JAX formulations of a VALID 3x3x3 convolution, channel-last, jitted once each, the port's
-    form under XLA's default options, and the Winograd form (`winograd_f2x3`)."""
+    form under XLA's default options, and the Winograd form (`conv3d_winograd`)."""
     import jax
     import jax.numpy as jnp
 
-    from implementations.vae.layers import conv3d_by_time_taps
+    from implementations.vae.layers import conv3d_by_time_taps, conv3d_winograd
 
     hi = jax.lax.Precision.HIGHEST
 
@@ -151,7 +101,8 @@ def forms() -> dict[str, Callable[[Any, Any], Any]]:
     forms["taps2d-ynn"] = jax.jit(taps2d)  # XLA's default options: the convolutions in YNNPACK fusions
     for name in ("taps2d", "taps2d-ynn"):
         forms[name] = _by_taps(forms[name])
-    forms["winograd"] = _by_winograd_kernel(jax.jit(winograd_f2x3, compiler_options=COMPILER_OPTIONS))
+    winograd = functools.partial(conv3d_winograd, bias=None, precision=hi)
+    forms["winograd"] = _by_winograd_kernel(jax.jit(winograd, compiler_options=COMPILER_OPTIONS))
     return forms
 
 
@@ -159,6 +110,8 @@ def _by_winograd_kernel(jitted: Callable[[Any, Any], Any]) -> Callable[[Any, Any
     """``jitted(x, u)`` called as ``f(x, kernel)``, ``u`` the kernel's `winograd_kernel` made on its first use
     and kept for that kernel (as a port would keep it per weight value), so the timed calls do not make it."""
     import jax
+
+    from implementations.vae.layers import winograd_kernel
 
     made: dict[int, tuple[Any, Any]] = {}
 

@@ -125,9 +125,124 @@ into the channels of one 2-D convolution instead: a 2-D convolution over 3 chann
 on XLA:CPU, and the tiny2 encode went from 40.8-42.6 to 38.5-39.5 ms (2-core CPU machine)."""
 
 
+WINOGRAD_MIN_CHANNELS = 256
+"""From this many input channels, `implementations.vae.model.bind_taps` hands a float32 3x3x3 kernel to the
+jitted frame batches with its Winograd transform (`WinogradKernel`), and its stride-1 convolutions run as
+`conv3d_winograd`. One convolution at the CogVideoX decoder's shapes, against the time-tap form and oneDNN
+(GFLOP/s of the direct convolution's work, 2-core AMD EPYC, matmul peak 207; `benchmarks.conv_limit`):
+4x6x6x512 122 / 90 / 97, 5x10x10x512 239 / 154 / 161, 7x18x18x256 316 / 198 / 216; at 128 channels the tile
+transforms cost more than the matmuls save (113 / 199 / 217)."""
+
+# Winograd F(2, 3): 4 inputs d -> B^T d, 3 taps g -> G g, 4 products m -> A^T m (2 outputs)
+WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def winograd_kernel(kernel: np.ndarray) -> np.ndarray:
+    """A (3, 3, 3, I, O) kernel as `conv3d_winograd` takes it: the time taps stacked into the input channels
+    (tap-major), then G g G^T over the two spatial axes, computed in float64 and rounded once to the
+    kernel's dtype: (16, 3 I, O)."""
+    k = np.asarray(kernel)
+    if k.ndim != 5 or k.shape[:3] != (3, 3, 3):
+        raise VAEInputError(f"winograd_kernel: needs a (3, 3, 3, I, O) kernel; got shape {k.shape}")
+    stacked = np.concatenate(list(k), axis=2).astype(np.float64)  # (3, 3, 3 I, O)
+    u = np.einsum("ai,ijco,bj->abco", WINOGRAD_G, stacked, WINOGRAD_G)
+    return u.reshape(16, *stacked.shape[2:]).astype(k.dtype)
+
+
+def _winograd_bt(d0: Any, d1: Any, d2: Any, d3: Any) -> tuple[Any, Any, Any, Any]:
+    """B^T d of Winograd F(2, 3) on four inputs."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+def _winograd_at(m0: Any, m1: Any, m2: Any, m3: Any) -> tuple[Any, Any]:
+    """A^T m of Winograd F(2, 3) on four products."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+def conv3d_winograd(x: jax.Array, u: jax.Array, bias: jax.Array | None, precision: Any = None) -> jax.Array:
+    """The VALID, stride-1 3x3x3 convolution of ``x`` (B, T, H, W, C) by the kernel whose `winograd_kernel`
+    is ``u``, by Winograd's F(2x2, 3x3): per output frame, its three input frames stacked into the channels
+    and cut into 4x4 tiles at stride 2 (an odd height or width padded by one and cropped after), each tile
+    transformed (B^T d B), multiplied with the transformed kernel as 16 batched matmuls over the channels
+    (2.25x fewer multiplications than the direct convolution), and transformed back (A^T m A) into its 2x2
+    outputs. Sums in float32 or wider, rounded once to the inputs' type. Its rounding differs from the direct
+    convolution's: the largest error against float64 measured 1.3-1.8x the direct form's on the decoder's
+    shapes."""
+    b, t, h, w, c = x.shape
+    if u.ndim != 3 or u.shape[:2] != (16, 3 * c):
+        raise VAEInputError(
+            f"conv3d_winograd: a transformed kernel for {c} channels is (16, {3 * c}, O); got {u.shape}"
+        )
+    if t < 3 or h < 3 or w < 3:
+        raise VAEInputError(f"conv3d_winograd: input {x.shape} is smaller than the 3x3x3 kernel")
+    dt = jnp.promote_types(x.dtype, u.dtype)
+    acc = jnp.promote_types(dt, jnp.float32)
+    o = u.shape[-1]
+    t_out, h_out, w_out = t - 2, h - 2, w - 2
+    th, tw = (h_out + 1) // 2, (w_out + 1) // 2
+    x = jnp.pad(x.astype(acc), ((0, 0), (0, 0), (0, 2 * th + 2 - h), (0, 2 * tw + 2 - w), (0, 0)))
+    frames = jnp.concatenate([x[:, a : a + t_out] for a in range(3)], axis=-1)
+    frames = frames.reshape(b * t_out, 2 * th + 2, 2 * tw + 2, 3 * c)
+    tiles = [
+        col
+        for row in _winograd_bt(*(frames[:, r : r + 2 * th : 2] for r in range(4)))
+        for col in _winograd_bt(*(row[:, :, s : s + 2 * tw : 2] for s in range(4)))
+    ]
+    v = jnp.stack(tiles).reshape(16, b * t_out * th * tw, 3 * c)
+    m = jnp.einsum("kpc,kco->kpo", v, u.astype(acc), precision=precision, preferred_element_type=acc)
+    m = m.reshape(4, 4, b * t_out, th, tw, o)
+    rows = _winograd_at(m[0], m[1], m[2], m[3])
+    y = jnp.stack([jnp.stack(_winograd_at(r[0], r[1], r[2], r[3]), axis=3) for r in rows], axis=2)
+    out = y.reshape(b * t_out, 2 * th, 2 * tw, o)[:, :h_out, :w_out]
+    if bias is not None:
+        out = out + bias.astype(acc)
+    return out.astype(dt).reshape(b, t_out, h_out, w_out, o)
+
+
+@jax.tree_util.register_pytree_node_class
+class WinogradKernel:
+    """A (3, 3, 3, I, O) convolution kernel as the jitted frame batches receive it from
+    `implementations.vae.model.bind_taps`: its time taps (which share the kernel's memory) and its
+    `winograd_kernel` (``u``, made once per kernel value). `conv3d_by_time_taps` runs a stride-1,
+    undilated convolution with it by `conv3d_winograd`, and any other from the stacked taps. It stands in
+    for the kernel's array inside the module (``shape``, ``dtype``, ``ndim``, ``kernel[...]``)."""
+
+    def __init__(self, taps: tuple[Any, ...], u: Any) -> None:
+        self.taps = tuple(taps)
+        self.u = u
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.taps), *self.taps[0].shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.taps[0].dtype
+
+    @property
+    def ndim(self) -> int:
+        return 1 + self.taps[0].ndim
+
+    def __getitem__(self, index: Any) -> WinogradKernel:
+        if index is not Ellipsis:
+            raise TypeError(f"a WinogradKernel is read whole (kernel[...]); got index {index!r}")
+        return self
+
+    def stacked(self) -> jax.Array:
+        """The kernel itself (XLA turns each tap's slice of the stack back into that tap: no copy)."""
+        return jnp.stack(self.taps)
+
+    def tree_flatten(self) -> tuple[tuple[Any, ...], None]:
+        return (*self.taps, self.u), None
+
+    @classmethod
+    def tree_unflatten(cls, aux: None, children: tuple[Any, ...]) -> WinogradKernel:
+        return cls(tuple(children[:-1]), children[-1])
+
+
 def conv3d_by_time_taps(
     x: jax.Array,
-    kernel: jax.Array,
+    kernel: jax.Array | WinogradKernel,
     bias: jax.Array | None,
     strides: tuple[int, int, int] = (1, 1, 1),
     time_dilation: int = 1,
@@ -136,6 +251,7 @@ def conv3d_by_time_taps(
     """A VALID 3-D convolution of (B, T, H, W, C) with ``kernel`` (kt, kh, kw, I, O), computed as the sum over
     the kt time taps of 2-D convolutions of the frames folded into the batch (or, for very few input
     channels, `STACKED_TAPS_MAX_CHANNELS`, one 2-D convolution over the taps stacked into the channels).
+    A `WinogradKernel` runs a stride-1, undilated 3x3x3 convolution by `conv3d_winograd` instead.
 
     The result is the 3-D convolution's (only the order of the float sums differs: each tap accumulates in
     float32 or wider, the kt partial sums are added in that type, then rounded once to the input's type).
@@ -144,6 +260,10 @@ def conv3d_by_time_taps(
     kernel at 80-120 GFLOP/s on the same machine (measured on a 2-core AVX-512 Xeon; `benchmarks.vae`
     prints the per-layer figures), so three 2-D convolutions beat one 3-D convolution by about 2x.
     """
+    if isinstance(kernel, WinogradKernel):
+        if tuple(strides) == (1, 1, 1) and time_dilation == 1 and kernel.shape[:3] == (3, 3, 3):
+            return conv3d_winograd(x, kernel.u, bias, precision)
+        kernel = kernel.stacked()
     kt = kernel.shape[0]
     b, t, h, w, c = x.shape
     st = strides[0]

@@ -21,16 +21,19 @@ from flax import nnx
 from contracts.vae.config import CogVideoXVAEConfig, check_float, check_sample_size
 from contracts.vae.plans import frame_batches, tile_plan
 from implementations.vae.layers import (
+    WINOGRAD_MIN_CHANNELS,
     CogVideoXCausalConv3d,
     CogVideoXDownBlock3D,
     CogVideoXMidBlock3D,
     CogVideoXSpatialNorm3D,
     CogVideoXUpBlock3D,
     GroupNorm,
+    WinogradKernel,
     _check_5d,
     _record,
     _rngs,
     silu,
+    winograd_kernel,
 )
 
 
@@ -280,8 +283,9 @@ def bind(module: nnx.Module) -> tuple[Bound, list[jax.Array]]:
     return bound, [_value(v) for v in ordered]
 
 
-# Per module: {leaf index: (kernel value, its time taps)} for `bind_taps`, the taps of the value last seen.
-_TAPS: weakref.WeakKeyDictionary[nnx.Module, dict[int, tuple[jax.Array, tuple[jax.Array, ...]]]] = (
+# Per module: {leaf index: (kernel value, Winograd threshold, its time taps or WinogradKernel)} for
+# `bind_taps`, made for the value and threshold last seen.
+_TAPS: weakref.WeakKeyDictionary[nnx.Module, dict[int, tuple[jax.Array, int | None, Any]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -309,7 +313,26 @@ def time_taps(kernel: jax.Array) -> tuple[jax.Array, ...]:
     return tuple(jax.device_put(host[a], device) for a in range(kernel.shape[0]))
 
 
-def bind_taps(module: nnx.Module) -> tuple[Bound, list[Any]]:
+def _winograd_eligible(kernel: jax.Array, min_channels: int | None) -> bool:
+    """A float32 3x3x3 kernel with at least ``min_channels`` input channels (None: never)."""
+    return (
+        min_channels is not None
+        and kernel.shape[:3] == (3, 3, 3)
+        and kernel.shape[3] >= min_channels
+        and kernel.dtype == jnp.float32
+    )
+
+
+def winograd_taps(kernel: jax.Array) -> WinogradKernel:
+    """The kernel's `time_taps` with its `winograd_kernel` (made on the host in float64, then put on the
+    kernel's device): 16/9 of the kernel's memory beside it."""
+    device = next(iter(kernel.devices()))
+    return WinogradKernel(time_taps(kernel), jax.device_put(winograd_kernel(np.asarray(kernel)), device))
+
+
+def bind_taps(
+    module: nnx.Module, winograd_min_channels: int | None = WINOGRAD_MIN_CHANNELS
+) -> tuple[Bound, list[Any]]:
     """`bind`, with each 3-D convolution kernel on the CPU (`_has_time_taps`) replaced by the tuple of its
     time taps (`time_taps`), for `apply_bound`.
 
@@ -319,7 +342,12 @@ def bind_taps(module: nnx.Module) -> tuple[Bound, list[Any]]:
     separate inputs, same process: decode 1000-1140 -> 860-876 ms, encode 366-370 -> 274-277 ms, the same
     values bit for bit. The taps are made once per kernel value (a weight update makes new ones on the next
     call) and share the kernel's memory, so they cost neither a copy per call nor memory; the last value's
-    taps stay referenced until the module's next call or until the module is dropped."""
+    taps stay referenced until the module's next call or until the module is dropped.
+
+    A float32 3x3x3 kernel with at least ``winograd_min_channels`` input channels (None: none) comes as a
+    `WinogradKernel` instead: its taps and its Winograd transform (`winograd_taps`, 16/9 of the kernel's
+    memory, made once per kernel value as the taps are), so that its stride-1 convolutions run by
+    `implementations.vae.layers.conv3d_winograd`."""
     bound, leaves = bind(module)
     seen = _TAPS.setdefault(module, {})
     out: list[Any] = []
@@ -328,9 +356,10 @@ def bind_taps(module: nnx.Module) -> tuple[Bound, list[Any]]:
             out.append(leaf)
             continue
         hit = seen.get(i)
-        if hit is None or hit[0] is not leaf:
-            hit = seen[i] = (leaf, time_taps(leaf))
-        out.append(hit[1])
+        if hit is None or hit[0] is not leaf or hit[1] != winograd_min_channels:
+            made = winograd_taps(leaf) if _winograd_eligible(leaf, winograd_min_channels) else time_taps(leaf)
+            hit = seen[i] = (leaf, winograd_min_channels, made)
+        out.append(hit[2])
     return bound, out
 
 
@@ -373,6 +402,9 @@ class AutoencoderKLCogVideoX(nnx.Module):
         self.encoder = CogVideoXEncoder3D(self.config, rngs=rngs)
         self.decoder = CogVideoXDecoder3D(self.config, rngs=rngs)
         self.use_tiling = False
+        # float32 3x3x3 convolutions with at least this many input channels run by Winograd's F(2x2, 3x3) on
+        # the CPU (`bind_taps`); None runs every convolution directly
+        self.winograd_min_channels: int | None = WINOGRAD_MIN_CHANNELS
         self.num_latent_frames_batch_size = 2
         self.num_sample_frames_batch_size = 8
         self.tile_sample_min_height = self.config.sample_height // 2
@@ -395,7 +427,7 @@ class AutoencoderKLCogVideoX(nnx.Module):
 
     # -- frame batches -----------------------------------------------------------------------------------
     def _frames(self, module: nnx.Module, x: jax.Array, frame_batch_size: int) -> jax.Array:
-        bound, leaves = bind_taps(module)
+        bound, leaves = bind_taps(module, self.winograd_min_channels)
         cache = None
         outs = []
         for start, end in frame_batches(x.shape[1], frame_batch_size):
