@@ -37,6 +37,7 @@ from conformance.vae.twins import (
     reference_vae_method,
 )
 from contracts.vae.config import CogVideoXVAEConfig, micro, tiny2
+from implementations.vae.layers import WINOGRAD_MIN_CHANNELS
 
 # -- the flat-input protocol ------------------------------------------------------------------------------
 
@@ -607,13 +608,13 @@ DECODER = Case(
 
 
 def _vae_call(
-    method: str, tiling: bool, config: CogVideoXVAEConfig
+    method: str, tiling: bool, config: CogVideoXVAEConfig, winograd_min_channels: int | None
 ) -> tuple[Callable[..., Any], Callable[..., Any]]:
     def r(ctor: Ctor, weights: dict, x: np.ndarray) -> np.ndarray:
         return reference_vae_method(config, tiling, method, weights, x)
 
     def i(ctor: Ctor, weights: dict, x: np.ndarray) -> np.ndarray:
-        return implementation_vae_method(config, tiling, method, weights, x)
+        return implementation_vae_method(config, tiling, method, weights, x, winograd_min_channels)
 
     return r, i
 
@@ -626,10 +627,11 @@ def _vae_case(
     config: CogVideoXVAEConfig,
     examples: float,
     offset: tuple[float, float] | None = None,
+    winograd_min_channels: int | None = WINOGRAD_MIN_CHANNELS,
 ) -> Case:
     """A case of a method of the whole VAE; ``offset`` (mean, spread) also draws offset-mean inputs, and sets
-    its explicit example's."""
-    r, i = _vae_call(method, tiling, config)
+    its explicit example's; ``winograd_min_channels`` is the port's Winograd threshold for the case."""
+    r, i = _vae_call(method, tiling, config, winograd_min_channels)
     return Case(
         name=name,
         reference=r,
@@ -646,6 +648,23 @@ ENCODE_FRAMES = _vae_case(
     "vae.encode.frame_batched", "encode", False, (1, 3, 17, 8, 8), MICRO, 0.17, offset=(4.0, 0.1)
 )
 DECODE_FRAMES = _vae_case("vae.decode.frame_batched", "decode", False, (1, 4, 5, 4, 4), MICRO, 0.17)
+# The same two, with every float32 3x3x3 convolution run by Winograd's F(2x2, 3x3) (the port's path for kernels
+# of 256 or more input channels, lowered to 1 here so that the small model takes it), the encoder's RGB
+# convolution included. Their frames are even-sized; odd sizes (padded tiles) are checked layer by layer in
+# `conformance/vae/test_bad_input.py`.
+ENCODE_WINOGRAD = _vae_case(
+    "vae.encode.winograd",
+    "encode",
+    False,
+    (1, 3, 17, 8, 8),
+    MICRO,
+    0.17,
+    offset=(4.0, 0.1),
+    winograd_min_channels=1,
+)
+DECODE_WINOGRAD = _vae_case(
+    "vae.decode.winograd", "decode", False, (1, 4, 5, 4, 4), MICRO, 0.17, winograd_min_channels=1
+)
 # tiled encode (MICRO_TILED_WIDE): 24 x 30 px tiles, strides 20 / 24 px, blends 2 / 3 latents, crops 10 / 12: a
 # 2 x 2 grid of non-square tiles with odd edge tiles, every seam blended. Tiled decode (MICRO_TILED): 12 latents,
 # strides 10 / 9, blends 4 / 4 px, crops 20: a 2 x 2 grid with odd edge tiles. Both run the port's one tiling
@@ -756,6 +775,8 @@ ALL = (
     DECODER,
     ENCODE_FRAMES,
     DECODE_FRAMES,
+    ENCODE_WINOGRAD,
+    DECODE_WINOGRAD,
     ENCODE_TILED,
     DECODE_TILED,
     AUTOENCODE,

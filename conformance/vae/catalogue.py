@@ -343,6 +343,32 @@ MUTANTS: list[Mutant] = [
         "newest frame weighted as the oldest)",
     ),
     Mutant(
+        id="vae.winograd-tile-transform-sign",
+        path=LAYERS,
+        old="    return d0 - d2, d1 + d2, d2 - d1, d1 - d3\n",
+        new="    return d0 - d2, d1 + d2, d1 - d2, d1 - d3\n",
+        kind="sign",
+        doc="Winograd's input-tile transform B^T d with one row's sign flipped (d1 - d2 for d2 - d1)",
+    ),
+    Mutant(
+        id="vae.winograd-kernel-taps-reversed",
+        path=LAYERS,
+        old="    stacked = np.concatenate(list(k), axis=2).astype(np.float64)  # (3, 3, 3 I, O)\n",
+        new="    stacked = np.concatenate(list(k[::-1]), axis=2).astype(np.float64)  # (3, 3, 3 I, O)\n",
+        kind="layout",
+        doc="the Winograd-transformed kernel built with its time taps in reverse order, against input frames "
+        "stacked oldest first",
+    ),
+    Mutant(
+        id="vae.winograd-crop-wrong-side",
+        path=LAYERS,
+        old="    out = y.reshape(b * t_out, 2 * th, 2 * tw, o)[:, :h_out, :w_out]\n",
+        new="    out = y.reshape(b * t_out, 2 * th, 2 * tw, o)[:, -h_out:, -w_out:]\n",
+        kind="padding",
+        doc="the padded Winograd tiles cropped from the wrong side (odd output sizes keep the padding's row "
+        "and column instead of the last real ones)",
+    ),
+    Mutant(
         id="vae.tile-blend-not-written-back",
         path=MODEL,
         old="                row[j] = tile  # diffusers blends in place: the blended tile is the next neighbour's `a`\n",

@@ -243,3 +243,69 @@ def test_the_time_tap_convolution_is_the_3d_convolution(channels: int) -> None:
         got = conv3d_by_time_taps(x, k, b, strides, dil, "highest")
         assert got.shape == want.shape
         assert_within(np.asarray(want, np.float64), np.asarray(got), "perfect", dtype="float32")
+
+
+def _conv3d_float64(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The VALID 3x3x3 convolution as a float64 sum over its 27 taps (channel-last)."""
+    _, t, h, w, _ = x.shape
+    out = np.zeros((x.shape[0], t - 2, h - 2, w - 2, k.shape[-1])) + b.astype(np.float64)
+    for a in range(3):
+        for i in range(3):
+            for j in range(3):
+                out += x[:, a : a + t - 2, i : i + h - 2, j : j + w - 2].astype(np.float64) @ k[
+                    a, i, j
+                ].astype(np.float64)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 6, 8, 3), (2, 3, 7, 5, 4), (1, 4, 3, 3, 6)])
+def test_the_winograd_convolution_is_the_3d_convolution(shape: tuple[int, ...]) -> None:
+    """`conv3d_winograd` with the `winograd_kernel` of a 3x3x3 kernel against the float64 convolution, on even
+    and odd output sizes (odd ones run padded tiles, cropped after) and a single output pixel; a
+    `WinogradKernel` in `conv3d_by_time_taps` runs it at stride 1, and runs a strided convolution from its
+    stacked taps. A wrong sign in the tile transform is the negative control."""
+    import jax.numpy as jnp
+
+    from conformance.exactness import assert_within
+    from implementations.vae import layers
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    k = rng.standard_normal((3, 3, 3, shape[-1], 5)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    u = layers.winograd_kernel(k)
+    assert u.shape == (16, 3 * shape[-1], 5) and u.dtype == np.float32
+    want = _conv3d_float64(x, k, b)
+    got = np.asarray(layers.conv3d_winograd(jnp.asarray(x), jnp.asarray(u), jnp.asarray(b), "highest"))
+    assert got.shape == want.shape
+    assert_within(want, got, "perfect", dtype="float32")
+    wk = layers.WinogradKernel(tuple(jnp.asarray(t) for t in k), jnp.asarray(u))
+    assert wk.shape == k.shape and wk.dtype == np.float32 and wk.ndim == 5 and wk[...] is wk
+    assert_within(want, np.asarray(layers.conv3d_by_time_taps(x, wk, b, precision="highest")), "perfect")
+    strided = layers.conv3d_by_time_taps(x, wk, b, (1, 2, 2), 1, "highest")
+    direct = layers.conv3d_by_time_taps(x, k, b, (1, 2, 2), 1, "highest")
+    assert_bitwise(np.asarray(direct), np.asarray(strided), why=f"{Exactness.SAME_PROGRAM}: the stacked taps")
+
+    flipped = layers._winograd_bt
+    try:
+        layers._winograd_bt = lambda d0, d1, d2, d3: (d0 - d2, d1 + d2, d1 - d2, d1 - d3)
+        wrong = np.asarray(layers.conv3d_winograd(jnp.asarray(x), jnp.asarray(u), jnp.asarray(b), "highest"))
+    finally:
+        layers._winograd_bt = flipped
+    assert np.abs(wrong - want).max() > 1e-2 * np.abs(want).max()
+
+
+def test_winograd_refuses_kernels_and_inputs_it_does_not_compute() -> None:
+    import jax.numpy as jnp
+
+    from implementations.vae import layers
+
+    with pytest.raises(VAEInputError, match=r"needs a \(3, 3, 3, I, O\) kernel; got shape \(1, 3, 3, 4, 5\)"):
+        layers.winograd_kernel(np.zeros((1, 3, 3, 4, 5), np.float32))
+    u = jnp.zeros((16, 12, 5), jnp.float32)
+    with pytest.raises(VAEInputError, match=r"for 3 channels is \(16, 9, O\); got \(16, 12, 5\)"):
+        layers.conv3d_winograd(jnp.zeros((1, 3, 4, 4, 3)), u, None)
+    with pytest.raises(VAEInputError, match="smaller than the 3x3x3 kernel"):
+        layers.conv3d_winograd(jnp.zeros((1, 3, 2, 4, 4)), u, None)
+    with pytest.raises(TypeError, match="read whole"):
+        layers.WinogradKernel((u, u, u), u)[0]

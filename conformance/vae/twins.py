@@ -18,6 +18,7 @@ import implementations.vae as impl
 import reference.vae as ref
 from contracts.vae.config import CogVideoXVAEConfig
 from implementations.vae.convert import abstract_model, from_torch_state_dict, torch_to_nnx_params
+from implementations.vae.layers import WINOGRAD_MIN_CHANNELS
 from implementations.vae.model import apply_module
 
 # name -> (torch class, nnx class); constructor args are hashable tuples so the modules are cached
@@ -174,9 +175,17 @@ def reference_vae_method(
 
 
 def implementation_vae_method(
-    config: CogVideoXVAEConfig, tiling: bool, method: str, weights: dict[str, np.ndarray], x: np.ndarray
+    config: CogVideoXVAEConfig,
+    tiling: bool,
+    method: str,
+    weights: dict[str, np.ndarray],
+    x: np.ndarray,
+    winograd_min_channels: int | None = WINOGRAD_MIN_CHANNELS,
 ) -> np.ndarray:
-    """The same method of the NNX twin on the same weights (in ``x``'s dtype), channel-first outside."""
+    """The same method of the NNX twin on the same weights (in ``x``'s dtype), channel-first outside, its
+    float32 3x3x3 convolutions from ``winograd_min_channels`` input channels run by Winograd (the port's
+    default unless a case lowers it to exercise that path on a small model)."""
     _, model = vae_pair(config, tiling)
     from_torch_state_dict(weights, model, dtype=x.dtype)
+    model.winograd_min_channels = winograd_min_channels
     return cl_to_cf(getattr(model, method)(cf_to_cl(x)))
