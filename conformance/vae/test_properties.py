@@ -282,6 +282,53 @@ def test_convolution_kernels_travel_as_time_taps_that_share_their_memory() -> No
             assert_bitwise(np.asarray(kernel), np.asarray(jnp.stack(new)), why=MOVED)
 
 
+def test_winograd_kernels_are_made_once_per_value_and_threshold() -> None:
+    """`bind_taps` with a Winograd threshold hands every float32 3x3x3 kernel at or above it to the jitted
+    chunk as a `WinogradKernel` (its taps and `winograd_kernel` of its values), makes them once per kernel
+    value and threshold, and makes new ones after a weight update or a new threshold; the chunk computes
+    the whole kernels' convolutions within float32 rounding of the other algorithm, and a transform taken
+    from another model's weights (the negative control) does not."""
+    from implementations.vae.layers import WinogradKernel, winograd_kernel
+
+    m, other = _micro_model(MICRO, False), _micro_model(MICRO, False, seed=4)
+    _, whole = bind(m.decoder)
+    bound, leaves = bind_taps(m.decoder, 1)
+    eligible = [i for i, k in enumerate(whole) if k.ndim == 5 and k.shape[:3] == (3, 3, 3)]
+    assert eligible and [i for i, leaf in enumerate(leaves) if isinstance(leaf, WinogradKernel)] == eligible
+    for i in eligible:
+        u = np.asarray(leaves[i].u)
+        assert_bitwise(
+            winograd_kernel(np.asarray(whole[i])), u, why=f"{Exactness.SAME_PROGRAM}: one NumPy einsum"
+        )
+    again = bind_taps(m.decoder, 1)[1]
+    assert all(new is old for new, old in zip(again, leaves, strict=True))  # none made again per call
+    direct = bind_taps(m.decoder, None)[1]  # another threshold: made again, as taps
+    assert all(isinstance(direct[i], tuple) for i in eligible)
+
+    z = np.random.default_rng(0).standard_normal((1, 2, 4, 4, MICRO.latent_channels)).astype(np.float32)
+    by_kernels = np.asarray(apply_bound(bound, whole, z, None, None)[0])
+    by_winograd = np.asarray(apply_bound(bound, bind_taps(m.decoder, 1)[1], z, None, None)[0])
+    scale = float(np.abs(by_kernels).max())
+    np.testing.assert_allclose(by_winograd, by_kernels, rtol=1e-4, atol=1e-5 * scale)
+    _, others = bind(other.decoder)
+    foreign = [
+        WinogradKernel(leaf.taps, winograd_kernel(np.asarray(others[i]))) if i in eligible else leaf
+        for i, leaf in enumerate(leaves)
+    ]
+    wrong = np.asarray(apply_bound(bound, foreign, z, None, None)[0])
+    assert np.abs(wrong - by_kernels).max() > 1e-3 * scale
+
+    nnx.update(m, nnx.state(other))  # new kernel values: new transforms on the next call
+    updated = bind_taps(m.decoder, 1)[1]
+    for i in eligible:
+        assert updated[i] is not leaves[i]
+        assert_bitwise(
+            winograd_kernel(np.asarray(others[i])),
+            np.asarray(updated[i].u),
+            why=f"{Exactness.SAME_PROGRAM}: one NumPy einsum",
+        )
+
+
 def test_jitted_chunks_compile_without_ynnpack_fusions() -> None:
     """The model's jitted functions carry `COMPILER_OPTIONS` at the top level: on XLA:CPU their convolutions
     run on XLA's own kernels, not in YNNPACK fusions (about 2x slower on the VAE's shapes). The same decoder
