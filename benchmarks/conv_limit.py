@@ -3,7 +3,7 @@
     python -m benchmarks.conv_limit [--rounds 5]
 
 One causal 3x3x3 convolution (VALID padding, float32, channel-last for JAX, channel-first for PyTorch) per
-shape of the CogVideoX decoder and encoder, computed five ways in JAX, each jitted once and checked against
+shape of the CogVideoX decoder and encoder, computed six ways in JAX, each jitted once and checked against
 the first:
 
 - ``conv3d``: `jax.lax.conv_general_dilated` in 3-D;
@@ -18,16 +18,16 @@ the first:
 
 against ``torch.nn.functional.conv3d`` at its default thread count, all interleaved in one measurement
 (`benchmarks.timer`), with the float32 matmul peak of this machine measured in the same run. The table shows
-GFLOP/s: the best JAX form against PyTorch is the limit of XLA:CPU's kernels on that shape.
+GFLOP/s: the best JAX form against PyTorch is the limit of XLA:CPU's direct convolution kernels on that shape.
 
 A sixth form, ``winograd``, is a different algorithm for the same convolution: Winograd's F(2x2, 3x3) over the
 time taps stacked into the channels (`implementations.vae.layers.conv3d_winograd`, the port's form for
-kernels of at least `implementations.vae.layers.WINOGRAD_MIN_CHANNELS` input channels), which needs 2.25x
-fewer multiplications than a direct convolution and runs them as 16 batched matmuls, with the kernel
-transformed once beforehand as the port caches it per weight value (`winograd_kernel`, not timed; 16/9 of
-the kernel's memory). Its GFLOP/s count
-the direct convolution's work, so they can pass the matmul peak; it is shown in its own column, outside the
-best JAX form, and its rounding differs from a direct convolution's (about 1.5-1.9x the error, measured).
+kernels of at least `implementations.vae.layers.WINOGRAD_MIN_CHANNELS` input channels). It needs 2.25x fewer
+multiplications than a direct convolution and runs them as 16 batched matmuls, with the kernel transformed
+once beforehand, as the port keeps it per weight value (`winograd_kernel`, not timed; 16/9 of the kernel's
+memory). Its GFLOP/s count the direct convolution's work, so they can pass the matmul peak; it is shown in
+its own column, outside the best JAX form, and its rounding differs from a direct convolution's (1.3-1.8x
+the largest error against float64, measured).
 """
 
 from __future__ import annotations
