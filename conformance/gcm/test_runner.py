@@ -262,7 +262,9 @@ def test_the_runner_reports_memory_still_in_use_apart_from_memory_malloc_holds()
     leaky = runner.integrate(config, Leaky)
     kept.clear()
     correct = numpy_runner.run(config)
-    assert leaky.malloc_in_use_growth_bytes >= 4 * 8 * 2**20  # steps 2..5
+    # steps 2..5 keep 4 x 8 MiB; the rest of the process may free a few KiB meanwhile (measured once: 8.5
+    # KiB less than the four blocks), so the bound leaves 1 MiB, still 8x the correct backend's bound below
+    assert leaky.malloc_in_use_growth_bytes >= 4 * 8 * 2**20 - 2**20
     assert abs(correct.malloc_in_use_growth_bytes) < 4 * 2**20
     for r in (leaky, correct):
         assert isinstance(r.malloc_free_held_growth_bytes, int)
