@@ -649,7 +649,7 @@ ENCODE_FRAMES = _vae_case(
 )
 DECODE_FRAMES = _vae_case("vae.decode.frame_batched", "decode", False, (1, 4, 5, 4, 4), MICRO, 0.17)
 # The same two, with every float32 3x3x3 convolution run by Winograd's F(2x2, 3x3) (the port's path for kernels
-# of 128 or more input channels, lowered to 1 here so that the small model takes it), the encoder's RGB
+# of 256 or more input channels, lowered to 1 here so that the small model takes it), the encoder's RGB
 # convolution included. Their frames are even-sized; odd sizes (padded tiles) are checked layer by layer in
 # `conformance/vae/test_bad_input.py`.
 ENCODE_WINOGRAD = _vae_case(
