@@ -80,7 +80,8 @@ for i in range(20):
     t0 = time.perf_counter()
     p.predict_controls(x0, 0.02 * i)
     settle.append(time.perf_counter() - t0)
-# the floor: np.sin over an array sized to last as long as a settled call, run after each call
+# the floor: np.sin over an array sized to last as long as a settled call, run after each call (sized here,
+# as `_sized_workload` sizes it: this child imports the project from the environment, not `benchmarks`)
 w = np.random.default_rng(1).standard_normal(1 << 16)
 np.sin(w)
 t0 = time.perf_counter()
