@@ -345,8 +345,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         id="vae.winograd-tile-transform-sign",
         path=LAYERS,
-        old="    return d0 - d2, d1 + d2, d2 - d1, d1 - d3\n",
-        new="    return d0 - d2, d1 + d2, d1 - d2, d1 - d3\n",
+        old="        [0.0, -1.0, 1.0, 0.0],\n",
+        new="        [0.0, 1.0, -1.0, 0.0],\n",
         kind="sign",
         doc="Winograd's input-tile transform B^T d with one row's sign flipped (d1 - d2 for d2 - d1)",
     ),

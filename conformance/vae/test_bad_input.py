@@ -286,13 +286,57 @@ def test_the_winograd_convolution_is_the_3d_convolution(shape: tuple[int, ...]) 
     direct = layers.conv3d_by_time_taps(x, k, b, (1, 2, 2), 1, "highest")
     assert_bitwise(np.asarray(direct), np.asarray(strided), why=f"{Exactness.SAME_PROGRAM}: the stacked taps")
 
-    flipped = layers._winograd_bt
+    right = layers.WINOGRAD_BT
     try:
-        layers._winograd_bt = lambda d0, d1, d2, d3: (d0 - d2, d1 + d2, d1 - d2, d1 - d3)
+        # one row of B^T with its sign flipped
+        layers.WINOGRAD_BT = right * np.array([[1.0], [1.0], [-1.0], [1.0]])
         wrong = np.asarray(layers.conv3d_winograd(jnp.asarray(x), jnp.asarray(u), jnp.asarray(b), "highest"))
     finally:
-        layers._winograd_bt = flipped
+        layers.WINOGRAD_BT = right
     assert np.abs(wrong - want).max() > 1e-2 * np.abs(want).max()
+
+
+@pytest.mark.parametrize(
+    ("pixel", "spreads"), [((0, 0), True), ((1, 1), False), ((2, 3), True), ((4, 5), True)]
+)
+def test_a_non_finite_input_reaches_the_winograd_outputs_the_convolution_takes_it_into(
+    pixel: tuple[int, int], spreads: bool
+) -> None:
+    """An infinite input pixel makes exactly the outputs whose 3x3x3 window holds it non-finite, as the direct
+    convolution does: each position of a 4x4 tile enters only the transformed values whose coefficient is not
+    0 (a tile position times a 0 coefficient would be NaN for an infinite input, and would spread it to the
+    tile's other outputs: the negative control, which spreads it wherever the pixel is not at a position whose
+    window already covers all of its tiles' outputs, as (1, 1) does). Pixels at a tile's corner, inside it, on
+    two tiles' shared rows, and on the odd edge."""
+    import jax.numpy as jnp
+
+    from implementations.vae import layers
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 4, 7, 8, 3)).astype(np.float32)
+    x[0, 1, pixel[0], pixel[1], 1] = np.inf
+    k = rng.standard_normal((3, 3, 3, 3, 4)).astype(np.float32)
+    b = np.zeros(4, np.float32)
+    u = jnp.asarray(layers.winograd_kernel(k))
+    want = np.isfinite(_conv3d_float64(x, k, b))
+    assert 0 < (~want).sum() < want.size
+    got = np.asarray(layers.conv3d_winograd(jnp.asarray(x), u, jnp.asarray(b), "highest"))
+    np.testing.assert_array_equal(np.isfinite(got), want)
+
+    tiles = layers._winograd_input_tiles
+    coef = np.einsum("ar,bs->abrs", layers.WINOGRAD_BT, layers.WINOGRAD_BT).reshape(16, 4, 4)
+
+    def by_zero_products(frames: jnp.ndarray, th: int, tw: int) -> jnp.ndarray:
+        views = [frames[None, :, r : r + 2 * th : 2, s : s + 2 * tw : 2] for r in range(4) for s in range(4)]
+        lead = (16,) + (1,) * frames.ndim
+        return sum(v * coef[:, i // 4, i % 4].reshape(lead).astype(np.float32) for i, v in enumerate(views))
+
+    try:
+        layers._winograd_input_tiles = by_zero_products
+        spread = np.asarray(layers.conv3d_winograd(jnp.asarray(x), u, jnp.asarray(b), "highest"))
+    finally:
+        layers._winograd_input_tiles = tiles
+    assert ((~np.isfinite(spread)).sum() > (~want).sum()) == spreads
 
 
 def test_winograd_refuses_kernels_and_inputs_it_does_not_compute() -> None:
