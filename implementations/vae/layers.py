@@ -125,16 +125,16 @@ into the channels of one 2-D convolution instead: a 2-D convolution over 3 chann
 on XLA:CPU, and the tiny2 encode went from 40.8-42.6 to 38.5-39.5 ms (2-core CPU machine)."""
 
 
-WINOGRAD_MIN_CHANNELS = 256
+WINOGRAD_MIN_CHANNELS = 128
 """From this many input channels, `implementations.vae.model.bind_taps` hands a float32 3x3x3 kernel to the
 jitted frame batches with its Winograd transform (`WinogradKernel`), and its stride-1 convolutions run as
-`conv3d_winograd`. One convolution at the CogVideoX decoder's shapes, against the time-tap form and oneDNN
-(GFLOP/s of the direct convolution's work, 2-core AMD EPYC, matmul peak 207; `benchmarks.conv_limit`):
-4x6x6x512 122 / 90 / 97, 5x10x10x512 239 / 154 / 161, 7x18x18x256 316 / 198 / 216. At 128 channels the tile
-transforms cost more than the matmuls save: 113 / 199 / 217 at 7x34x34x128, and 64 against 40 ms for the
-direct form at 10x34x34x128 after a SiLU and the causal padding. In the whole CogVideoX-width decoder, 128
-and 256 were level (128 / 256 = 0.986-1.066 over four measurements, alternating which went first), so the
-128-channel kernels stay direct and take no transform memory."""
+`conv3d_winograd`. One convolution at the CogVideoX decoder's shapes, Winograd against the time-tap form and
+PyTorch's oneDNN (GFLOP/s of the direct convolution's work, 2-core AMD EPYC, matmul peak 208;
+`benchmarks.conv_limit`): 4x6x6x512 140 / 44 / 101, 5x10x10x512 245 / 111 / 185, 7x18x18x256 354 / 201 /
+221, 7x34x34x128 244 / 172 / 216. In the whole CogVideoX-width model, same process, alternating which went
+first, five rounds each: decode 696-717 ms with 128 against 782-837 ms with 256 (1.12-1.17x), encode 189-194
+against 227-231 ms (1.18-1.22x). Below 128 channels it was not measured; the tiny2 models (32 and 64
+channels) keep the direct form."""
 
 # Winograd F(2, 3): 4 inputs d -> B^T d, 3 taps g -> G g, 4 products m -> A^T m (2 outputs)
 WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
