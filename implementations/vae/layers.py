@@ -178,7 +178,7 @@ def _winograd_input_tiles(frames: jax.Array, th: int, tw: int) -> jax.Array:
         for s in range(4):
             view = frames[None, :, r : r + 2 * th : 2, s : s + 2 * tw : 2]
             c = coef[:, r, s].reshape(lead)
-            term = jnp.where(c != 0, view * c.astype(frames.dtype), 0).astype(frames.dtype)
+            term = jnp.where(c != 0, view * c.astype(frames.dtype), 0)
             v = term if v is None else v + term
     assert v is not None
     return v
