@@ -380,17 +380,18 @@ def test_gcm_memory_row_pairs_each_run_with_the_memory_malloc_held(monkeypatch: 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 def test_pinned_steady_state_times_the_floor_after_each_call(tmp_path) -> None:
     """`benchmarks.cem.steady_state_pinned`: the pinned child times every pipeline call and, after each, the
-    fixed NumPy workload sized to the settled call; both come back summarised, one sample per call."""
+    fixed NumPy workload and the one-fusion XLA program, each sized to the settled call; all three come back
+    summarised, one sample per call."""
     from benchmarks import cem
 
     art = cem.export_pendulum(tmp_path / "pendulum")
     calls = 7
     res = cem._child(cem.STEADY_PINNED, art, max(os.sched_getaffinity(0)), calls)
-    assert len(res["calls"]) == len(res["floor"]) == calls
-    assert all(t > 0 for t in res["calls"] + res["floor"])
+    assert len(res["calls"]) == len(res["floor"]) == len(res["xla_floor"]) == calls
+    assert all(t > 0 for t in res["calls"] + res["floor"] + res["xla_floor"])
     out = cem.steady_state_pinned(art, calls)
     assert out["cpu"] == max(os.sched_getaffinity(0))
-    for summary in (out, out["floor"]):
+    for summary in (out, out["floor"], out["xla_floor"]):
         assert summary["median_s"] > 0 and math.isfinite(summary["cv"])
 
 
