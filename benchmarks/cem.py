@@ -17,7 +17,8 @@ Run as a script for the issue's performance figures, all measured in one run on 
 - learned-dynamics task: JAX ``optimize`` vs the batched PyTorch reference on identical work (same config,
   same injected noise, float32), and JAX's throughput as a fraction of this machine's float32 matmul peak
   (the best of jnp.dot and torch.mm on 1024^2 and 2048^2 matrices, measured in the same run); batched over
-  32 problems, also against a 2048^2 jnp.dot timed right after each call (`learned_batched`).
+  32 problems, also against a 2048^2 jnp.dot timed right after each call, with the inter-core hand-off time
+  before and after it (`learned_batched`, `benchmarks.timer.core_hop_ns`).
 
 The asv entry points (``track_*``) return the same figures. Times use ``perf_counter`` around
 ``block_until_ready``; nothing here asserts a time.
@@ -523,11 +524,14 @@ def learned_batched(problems: int = 32, repeats: int = 10, hidden: tuple[int, ..
     def run() -> Any:
         return jax.block_until_ready(fn(*args, config=cfg, weights=w))
 
+    run()  # compiled before the machine's state is read
+    hop_before = timing.core_hop_ns()
     seconds = _time(run, repeats)
     sizes = networks.dynamics_sizes(hidden)
     macs = sum(a * b for a, b in itertools.pairwise(sizes))
     flops = 2 * macs * cfg.num_samples * cfg.ctrl_steps * cfg.iterations * problems
     fractions = _fractions_of_interleaved_dot(run, flops, repeats)
+    hop_after = timing.core_hop_ns()
     out = run()
     single = impl.optimize(x0s[0], t, tk, mean, std, noises[0], cfg, w)
     keys = ("tk", "mean", "std", "costs")
@@ -546,6 +550,8 @@ def learned_batched(problems: int = 32, repeats: int = 10, hidden: tuple[int, ..
         "slice_tier": res.tier,
         "fraction_of_interleaved_dot": float(np.median(fractions)),
         "fraction_of_interleaved_dot_range": (min(fractions), max(fractions)),
+        # the machine's state around the measurement (`benchmarks.timer.core_hop_ns`; None on one core)
+        "core_hop_ns": (hop_before, hop_after),
     }
 
 
@@ -706,6 +712,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{batched['fraction_of_interleaved_dot_range'][1]:.1%}); problem 0 against a single optimize call: "
         f"{batched['slice_tier']}"
     )
+    hops = batched["core_hop_ns"]
+    if None not in hops:
+        print(
+            f"  inter-core hand-off before / after it: {hops[0]:.0f} / {hops[1]:.0f} ns (`timer.core_hop_ns`: "
+            "where the host places the two cores farther apart, this rises and the two-thread program slows)"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     return 0
@@ -795,6 +807,12 @@ class CEM(_Cached):
         """The batched learned-dynamics planner's throughput over a 2048^2 jnp.dot timed after each call
         (`learned_batched`; target >= 0.5 of the matmul peak)."""
         return r["learned_batched"]["fraction_of_interleaved_dot"]
+
+    def track_learned_batched_core_hop_ns(self, r: dict) -> float:
+        """The inter-core hand-off around the batched measurement, the mean of before and after
+        (`benchmarks.timer.core_hop_ns`; nan on one core): the machine's state that the batched row follows."""
+        hops = r["learned_batched"]["core_hop_ns"]
+        return float("nan") if None in hops else float(np.mean(hops))
 
     def track_learned_parity_tier(self, r: dict) -> int:
         """Tier index (conformance.tiers.TIERS, 0 = exact) of the timed JAX optimize vs PyTorch."""

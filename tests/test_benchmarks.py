@@ -424,3 +424,19 @@ def test_learned_batched_reports_its_slice_tier_and_a_fraction_per_round(monkeyp
     assert r["problems"] == 2 and r["slice_tier"] in ("exact", "perfect")
     low, high = r["fraction_of_interleaved_dot_range"]
     assert 0 < low <= r["fraction_of_interleaved_dot"] <= high
+    two_cores = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2
+    for hop in r["core_hop_ns"]:
+        assert (hop is not None and 0 < hop < 1e6) if two_cores else hop is None
+
+
+def test_core_hop_passes_a_counter_between_two_cores_and_needs_two(monkeypatch) -> None:
+    """`benchmarks.timer.core_hop_ns`: a positive, bounded hand-off time between two cores (the counter went
+    round: a side that never saw its turn would spin until the timeout), for a short run; None where the
+    process may use one core only."""
+    from benchmarks import timer
+
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2:
+        hop = timer.core_hop_ns(hops=2000, timeout_s=30)
+        assert hop is not None and 0 < hop < 1e6
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert timer.core_hop_ns() is None
