@@ -706,15 +706,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.pin is not None:  # before JAX starts its threads: they inherit the one core
         os.sched_setaffinity(0, {args.pin})
     _x64()
+    # the machine's state around the run (`timing.core_hop_ns`): on a 2-core AMD EPYC VM the two-core 121x240
+    # kernels ran about 2x slower in 2 of the 3 processes where this hand-off took 277-313 ns, and in none of
+    # the 19 where it took 176-245 ns
+    hop_before = None if args.pin is not None else timing.core_hop_ns()
     t0 = time.perf_counter()
     rows = collect(args.quick, pinned=args.pin is not None)
     elapsed = time.perf_counter() - t0
+    hop_after = None if args.pin is not None else timing.core_hop_ns()
     print(
         f"\n{len(rows)} rows in {elapsed:.0f} s on {jax.devices()[0]} ({os.cpu_count()} CPUs); medians of "
         "interleaved samples, ratio = NumPy time / JAX time (memory: JAX / NumPy)"
     )
+    if hop_before is not None and hop_after is not None:
+        print(
+            f"inter-core hand-off before / after the run: {hop_before:.0f} / {hop_after:.0f} ns (`timer.core_hop_ns`)"
+        )
     if args.json:
-        meta = {"device": str(jax.devices()[0]), "cpus": os.cpu_count(), "elapsed_s": elapsed}
+        meta = {
+            "device": str(jax.devices()[0]),
+            "cpus": os.cpu_count(),
+            "elapsed_s": elapsed,
+            "core_hop_ns": (hop_before, hop_after),
+        }
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=2)
     failed = [r for r in rows if r.get("pass") is False]
