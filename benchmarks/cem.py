@@ -531,13 +531,13 @@ def learned_batched(problems: int = 32, repeats: int = 10, hidden: tuple[int, ..
         return jax.block_until_ready(fn(*args, config=cfg, weights=w))
 
     run()  # compiled before the machine's state is read
-    hop_before = timing.core_hop_ns()
+    hop_before = timing.core_hop_ns(timeout_s=10.0)
     seconds = _time(run, repeats)
     sizes = networks.dynamics_sizes(hidden)
     macs = sum(a * b for a, b in itertools.pairwise(sizes))
     flops = 2 * macs * cfg.num_samples * cfg.ctrl_steps * cfg.iterations * problems
     fractions = _fractions_of_interleaved_dot(run, flops, repeats)
-    hop_after = timing.core_hop_ns()
+    hop_after = timing.core_hop_ns(timeout_s=10.0)
     out = run()
     single = impl.optimize(x0s[0], t, tk, mean, std, noises[0], cfg, w)
     keys = ("tk", "mean", "std", "costs")

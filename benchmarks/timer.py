@@ -223,8 +223,10 @@ def core_hop_ns(
     the stretches where XLA's two-thread programs ran 1.6x slower (the batched CEM learned dynamics: 70-87 ms
     against 46 ms per call) and 160-180 ns otherwise, while single-thread work on either core kept its speed:
     the host placing the two vCPUs farther apart. A figure of the machine's state, printed beside the rows it
-    affects; None where the process has fewer than two cores or no CPU affinity. Runs its own interpreter so
-    that forking never copies a multi-threaded runtime (XLA's, PyTorch's)."""
+    affects; None where the process has fewer than two cores or no CPU affinity, and None when the hand-offs
+    did not finish within ``timeout_s`` (a machine so loaded that each hop waits for a time slice; the
+    interpreter and both sides are killed). Runs its own interpreter so that forking never copies a
+    multi-threaded runtime (XLA's, PyTorch's)."""
     import os
     import subprocess
     import sys
@@ -251,7 +253,7 @@ def core_hop_ns(
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise
+        return None
     if proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, proc.args, out, err)
     return float(out.strip().splitlines()[-1])

@@ -424,19 +424,32 @@ def test_learned_batched_reports_its_slice_tier_and_a_fraction_per_round(monkeyp
     assert r["problems"] == 2 and r["slice_tier"] in ("exact", "perfect")
     low, high = r["fraction_of_interleaved_dot_range"]
     assert 0 < low <= r["fraction_of_interleaved_dot"] <= high
-    two_cores = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2
-    for hop in r["core_hop_ns"]:
-        assert (hop is not None and 0 < hop < 1e6) if two_cores else hop is None
+    assert len(r["core_hop_ns"]) == 2  # before and after; each None where the probe cannot run (below)
+    assert all(hop is None or 0 < hop < 1e6 for hop in r["core_hop_ns"])
 
 
 def test_core_hop_passes_a_counter_between_two_cores_and_needs_two(monkeypatch) -> None:
-    """`benchmarks.timer.core_hop_ns`: a positive, bounded hand-off time between two cores (the counter went
-    round: a side that never saw its turn would spin until the timeout), for a short run; None where the
-    process may use one core only."""
+    """`benchmarks.timer.core_hop_ns`: a positive, bounded hand-off time between two cores, for a short run;
+    None where the process may use one core only. Its negative control hands the counter on wrongly, so that
+    neither side ever sees its turn: the probe gives None at its timeout and leaves no spinning process."""
     from benchmarks import timer
 
-    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2:
-        hop = timer.core_hop_ns(hops=2000, timeout_s=30)
-        assert hop is not None and 0 < hop < 1e6
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores and CPU affinity")
+    hop = timer.core_hop_ns(hops=2000, timeout_s=60)
+    assert hop is not None and 0 < hop < 1e6
+    marker = f"# negative control {os.getpid()}"
+    broken = timer.CORE_HOP.replace("flag[0] = i + 1", "flag[0] = i + 2") + marker
+    assert broken != timer.CORE_HOP + marker
+    monkeypatch.setattr(timer, "CORE_HOP", broken)
+    assert timer.core_hop_ns(hops=2000, timeout_s=2) is None
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                left += [pid] if marker.encode() in f.read() else []
+        except OSError:
+            pass
+    assert not left, f"spinning sides left behind: {left}"
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert timer.core_hop_ns() is None
