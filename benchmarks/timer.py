@@ -228,6 +228,7 @@ def core_hop_ns(
     interpreter and both sides are killed). Runs its own interpreter so that forking never copies a
     multi-threaded runtime (XLA's, PyTorch's)."""
     import os
+    import signal
     import subprocess
     import sys
 
@@ -238,8 +239,6 @@ def core_hop_ns(
         if len(mine) < 2:
             return None
         cores = (mine[0], mine[1])
-    import signal
-
     # its own session, so that a timeout stops the two spinning sides as well as the interpreter that forked them
     proc = subprocess.Popen(
         [sys.executable, "-c", CORE_HOP, str(cores[0]), str(cores[1]), str(hops)],

@@ -430,8 +430,9 @@ def test_learned_batched_reports_its_slice_tier_and_a_fraction_per_round(monkeyp
 
 def test_core_hop_passes_a_counter_between_two_cores_and_needs_two(monkeypatch) -> None:
     """`benchmarks.timer.core_hop_ns`: a positive, bounded hand-off time between two cores, for a short run;
-    None where the process may use one core only. Its negative control hands the counter on wrongly, so that
-    neither side ever sees its turn: the probe gives None at its timeout and leaves no spinning process."""
+    None where the process may use one core only. Its negative control hands the counter on wrongly (two ahead),
+    so that the second side never sees its turn: the probe gives None at its timeout and leaves no spinning
+    process."""
     from benchmarks import timer
 
     if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
