@@ -454,3 +454,49 @@ def test_core_hop_passes_a_counter_between_two_cores_and_needs_two(monkeypatch) 
     assert not left, f"spinning sides left behind: {left}"
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert timer.core_hop_ns() is None
+
+
+def test_instruction_counts_read_each_threads_summary_and_refuse_a_file_without_one(tmp_path) -> None:
+    """`benchmarks.instructions.thread_counts`: callgrind's ``--separate-threads`` files ``<prefix>-NN`` give
+    one count per thread, the main thread's under 1; a file without a summary line, or no main-thread file,
+    is refused by name."""
+    from benchmarks import instructions
+
+    prefix = tmp_path / "k.20"
+    (tmp_path / "k.20-01").write_text(
+        "version: 1\ncmd: python k.py 20\nsummary: 9706042186\ntotals: 9706042186\n"
+    )
+    (tmp_path / "k.20-02").write_text("version: 1\nsummary: 163000000\n")
+    (tmp_path / "k.60-01").write_text("summary: 1\n")  # another run's file: not read
+    assert instructions.thread_counts(prefix) == {1: 9706042186, 2: 163000000}
+    (tmp_path / "k.20-03").write_text("version: 1\n")
+    with pytest.raises(ValueError, match=r"k\.20-03 has no 'summary:' line"):
+        instructions.thread_counts(prefix)
+    with pytest.raises(ValueError, match="no callgrind output for the main thread"):
+        instructions.thread_counts(tmp_path / "other")
+
+
+def test_instructions_per_call_difference_two_runs_and_flag_growth_beyond_the_factor(monkeypatch) -> None:
+    """`benchmarks.instructions.per_call` is the count of the longer run minus the shorter one over the extra
+    calls (the start-up cancels); `regressions` flags a kernel whose count per call grew by more than the
+    factor and passes one within it; bad arguments and a missing valgrind are refused clearly."""
+    from benchmarks import instructions
+
+    start_up, cost = 9_700_000_000, 2_300_000
+    monkeypatch.setattr(instructions, "count", lambda kernel, calls, workdir: start_up + calls * cost)
+    r = instructions.per_call("one-fusion", 20, 60)
+    assert r["per_call"] == cost and r["count_high"] - r["count_low"] == 40 * cost
+    base = {"one-fusion": {"per_call": 2_300_000}, "gcm.hyperdiffusion.121x240": {"per_call": 670_000}}
+    now = {"one-fusion": {"per_call": 2_990_000}, "gcm.hyperdiffusion.121x240": {"per_call": 675_000}}
+    grown = instructions.regressions(base, now, 1.02)
+    assert (
+        len(grown) == 1 and grown[0].startswith("one-fusion: 2,300,000 -> 2,990,000") and "1.300x" in grown[0]
+    )
+    assert instructions.regressions(base, base, 1.02) == []
+    with pytest.raises(ValueError, match="unknown kernel"):
+        instructions.per_call("no-such-kernel")
+    with pytest.raises(ValueError, match="need 0 <= low < high"):
+        instructions.per_call("one-fusion", 60, 20)
+    monkeypatch.undo()
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    assert instructions.main(["--kernel", "one-fusion"]) == 2
