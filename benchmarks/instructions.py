@@ -82,6 +82,8 @@ def thread_counts(out_prefix: Path) -> dict[int, int]:
 def count(kernel: str, calls: int, workdir: Path) -> int:
     """The main thread's instructions for one interpreter that runs ``kernel`` ``calls`` times under
     callgrind (start-up included)."""
+    # valgrind itself, not a wrapper library: what is read is one thread's total under three settings of the
+    # measured process, which a subprocess and callgrind's summary line give directly
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise ValgrindMissing(
