@@ -160,6 +160,12 @@ def winograd_kernel(kernel: np.ndarray) -> np.ndarray:
     return u.reshape(16, *stacked.shape[2:]).astype(k.dtype)
 
 
+def _winograd_tile_coefficients() -> np.ndarray:
+    """(16, 4, 4): the coefficient of each position of a 4x4 tile in each of its 16 transformed values,
+    B^T d B read from `WINOGRAD_BT` when called."""
+    return np.einsum("ar,bs->abrs", WINOGRAD_BT, WINOGRAD_BT).reshape(16, 4, 4)
+
+
 def _winograd_input_tiles(frames: jax.Array, th: int, tw: int) -> jax.Array:
     """B^T d B of every 4x4 tile at stride 2 of ``frames`` (N, 2 th + 2, 2 tw + 2, ...): (16, N, th, tw, ...).
 
@@ -171,7 +177,7 @@ def _winograd_input_tiles(frames: jax.Array, th: int, tw: int) -> jax.Array:
     5x10x10x512, and 1.26x at 7x34x34x128 (2-core AMD EPYC, same process, interleaved). A position whose
     coefficient is 0 is left out by a select, not multiplied by 0, so a non-finite input reaches only the
     outputs whose window holds it, as in the direct convolution."""
-    coef = np.einsum("ar,bs->abrs", WINOGRAD_BT, WINOGRAD_BT).reshape(16, 4, 4)
+    coef = _winograd_tile_coefficients()
     lead = (16,) + (1,) * frames.ndim
     v = None
     for r in range(4):
