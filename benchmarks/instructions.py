@@ -24,40 +24,152 @@ more than ``--factor``; 2 when valgrind is missing. Each run takes 85-100 s unde
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT_PACKAGES = ("benchmarks", "contracts", "reference", "implementations", "conformance")
 
-KERNELS: dict[str, str] = {
-    # each defines ``call()``, one blocking call of the kernel, after the set-up it needs
-    "one-fusion": (
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """A kernel of the registry: ``setup`` (Python) defines ``call()``, one blocking call, after the set-up it
+    needs; ``low`` and ``high`` are the two runs' call counts (their difference is what is measured)."""
+
+    setup: str
+    low: int = 20
+    high: int = 420
+
+
+KERNELS: dict[str, Kernel] = {
+    "one-fusion": Kernel(
         "import numpy as np, jax.numpy as jnp\n"
         "f = jax.jit(lambda a: jnp.sum(jnp.sin(a) * 2.0 + a))\n"
         "a = jnp.asarray(np.random.default_rng(0).standard_normal(1 << 16).astype(np.float32))\n"
         "def call():\n"
         "    f(a).block_until_ready()\n"
     ),
-    "gcm.hyperdiffusion.121x240": (
+    "gcm.hyperdiffusion.121x240": Kernel(
         'jax.config.update("jax_enable_x64", True)\n'
         "from benchmarks import gcm as bg\n"
         'call = bg.hyperdiffusion_fn("jax", bg._Problem("121x240"))\n'
     ),
+    # the CEM pipeline's steady call (host validation, the planner program, the state carried back), jitted
+    # from seeded policy weights, so no PyTorch and no artifact are needed
+    "cem.plan.pendulum": Kernel(
+        "import numpy as np\n"
+        "from contracts.cem.config import DEFAULT_CONFIGS\n"
+        "from contracts.cem.networks import POLICY_HIDDEN, policy_sizes\n"
+        "from implementations.cem.export import jit_pipeline\n"
+        "from implementations.cem.networks import expected_shapes\n"
+        'cfg = DEFAULT_CONFIGS["pendulum"]\n'
+        "rng = np.random.default_rng(0)\n"
+        "policy = {k: (0.1 * rng.standard_normal(s)).astype(np.float32)\n"
+        "          for k, s in expected_shapes(policy_sizes(cfg, POLICY_HIDDEN)).items()}\n"
+        "pipeline = jit_pipeline(cfg, None, policy)\n"
+        "pipeline.warmup()\n"
+        "x = np.asarray(cfg.spec.x0, np.float32)\n"
+        "def call():\n"
+        "    pipeline.predict_controls(x, 0.02)\n"
+    ),
+    # one VAE resnet block at tiny2's first width (two causal 3x3x3 convolutions, two group norms), its
+    # weights closed over as the decoder's are
+    "vae.resnet_block.32ch": Kernel(
+        "import numpy as np\n"
+        "from flax import nnx\n"
+        "from implementations.vae.layers import CogVideoXResnetBlock3D\n"
+        "block = CogVideoXResnetBlock3D(32, 32, temb_channels=0, groups=8, rngs=nnx.Rngs(0))\n"
+        "f = jax.jit(lambda v: block(v)[0])\n"
+        "v = np.random.default_rng(1).standard_normal((1, 3, 16, 16, 32)).astype(np.float32)\n"
+        "def call():\n"
+        "    f(v).block_until_ready()\n"
+    ),
+    # the anomaly detector at B=1, jitted with its weights as constants (as `Detector` runs it)
+    "anomaly.detector.B1": Kernel(
+        "import numpy as np\n"
+        "from flax import nnx\n"
+        "from contracts.anomaly.config import AnomalyConfig\n"
+        "from implementations.anomaly.model import build, weights_bound\n"
+        "graphdef, state = nnx.split(build(AnomalyConfig(), 0))\n"
+        "f = weights_bound(graphdef, nnx.to_pure_dict(state))\n"
+        "w = np.random.default_rng(0).standard_normal((1, 16, 8)).astype(np.float32)\n"
+        "def call():\n"
+        "    jax.block_until_ready(f(w))\n"
+    ),
 }
 
-CHILD = """import sys
+# argv: calls, the tree the project must be imported from, "toggle" or "full". The origin check costs the
+# same in both runs, so it cancels; it is there because an editable install of another tree would otherwise
+# be measured silently. With "toggle" (x86-64), callgrind starts with instrumentation off and the child turns
+# it on around the calls only: the start-up (importing JAX, compiling) then runs at valgrind's uninstrumented
+# speed, several times faster, and none of its instructions are counted.
+_CHILD = """import os, sys
 import jax
 jax.config.update("jax_cpu_enable_async_dispatch", False)
 {setup}
-for _ in range(int(sys.argv[1])):
+root = os.path.realpath(sys.argv[2])
+for name in {packages!r}:
+    module = sys.modules.get(name)
+    where = getattr(module, "__file__", None) or ""
+    if module is not None and not os.path.realpath(where).startswith(root + os.sep):
+        sys.exit(f"{{name}} was imported from {{where or module}}, not from {{root}}")
+calls = int(sys.argv[1])
+for _ in range(3):  # compiled, caches and pools warm: the runs differ in their counted calls only
     call()
+if sys.argv[3] == "toggle":
+{client_request}
+    callgrind_request(START_INSTRUMENTATION)
+for _ in range(calls):
+    call()
+if sys.argv[3] == "toggle":
+    callgrind_request(STOP_INSTRUMENTATION)
 """
+
+# A valgrind client request issued from Python. valgrind.h does it with inline assembly, which Python cannot
+# run, and no maintained package exposes it, so the same instructions are written to an executable page and
+# called through ctypes: rax = the request's arguments, rdx = the value returned when not under valgrind,
+# then valgrind.h's amd64 preamble (rol rdi by 3, 13, 61, 51: a no-op rotation that valgrind recognises),
+# then ``xchg rbx, rbx``; rdx is the result. The request codes are callgrind.h's
+# (VG_USERREQ_TOOL_BASE('C', 'T') + 4 and + 5).
+_CLIENT_REQUEST = """import ctypes, mmap
+page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(bytes.fromhex(
+    "4889f8" "4889f2"  # mov rax, rdi; mov rdx, rsi
+    "48c1c703" "48c1c70d" "48c1c73d" "48c1c733"  # rol rdi, 3 / 13 / 61 / 51
+    "4887db" "4889d0" "c3"  # xchg rbx, rbx; mov rax, rdx; ret
+))
+request = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong), ctypes.c_ulong)(
+    ctypes.addressof(ctypes.c_char.from_buffer(page))
+)
+START_INSTRUMENTATION, STOP_INSTRUMENTATION = 0x43540004, 0x43540005
+def callgrind_request(code):
+    if request((ctypes.c_ulong * 6)(code, 0, 0, 0, 0, 0), 7) == 7:
+        sys.exit("callgrind did not answer its client request: is this interpreter running under it?")
+"""
+
+
+def toggles() -> bool:
+    """Whether the child can switch callgrind's instrumentation itself (x86-64 Linux: the machine code
+    above); elsewhere every instruction from the start is counted (slower; the start-up still cancels)."""
+    return sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")
+
+
+def child_script(setup: str) -> str:
+    """The measured interpreter's program for a kernel's ``setup`` (argv: calls, the project's tree,
+    ``"toggle"`` or ``"full"``)."""
+    request = "\n".join("    " + line for line in _CLIENT_REQUEST.splitlines())
+    return _CHILD.format(setup=setup, packages=PROJECT_PACKAGES, client_request=request)
+
 
 ENV = {"PJRT_NPROC": "1", "PYTHONHASHSEED": "0", "JAX_PLATFORMS": "cpu"}
 
@@ -66,59 +178,91 @@ class ValgrindMissing(RuntimeError):
     """valgrind is not on PATH."""
 
 
+class KernelFailed(RuntimeError):
+    """A kernel's interpreter exited non-zero (its stderr's end is in the message)."""
+
+
 def thread_counts(out_prefix: Path) -> dict[int, int]:
     """Instructions of each thread from callgrind's ``--separate-threads`` files ``<prefix>-NN`` (thread NN,
-    1 = the main thread): their ``summary:`` lines."""
+    1 = the main thread): their ``totals:`` lines (the ``summary:`` line reads 0 when instrumentation was
+    switched on during the run)."""
     counts = {}
     for path in out_prefix.parent.glob(out_prefix.name + "-*"):
-        match = re.search(r"^summary: (\d+)$", path.read_text(), re.M)
+        match = re.search(r"^totals: (\d+)$", path.read_text(), re.M)
         if match is None:
-            raise ValueError(f"{path} has no 'summary:' line; is it a callgrind output file?")
+            raise ValueError(f"{path} has no 'totals:' line; is it a callgrind output file?")
         counts[int(path.name.rsplit("-", 1)[1])] = int(match.group(1))
     if 1 not in counts:
         raise ValueError(f"no callgrind output for the main thread at {out_prefix}-01")
     return counts
 
 
-def count(kernel: str, calls: int, workdir: Path) -> int:
-    """The main thread's instructions for one interpreter that runs ``kernel`` ``calls`` times under
-    callgrind (start-up included)."""
-    # valgrind itself, not a wrapper library: what is read is one thread's total under three settings of the
-    # measured process, which a subprocess and callgrind's summary line give directly
+def _valgrind() -> str:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise ValgrindMissing(
             "valgrind is not on PATH; install it (e.g. apt install valgrind) to count instructions"
         )
+    return valgrind
+
+
+def count(kernel: str, calls: int, workdir: Path, root: Path = ROOT) -> int:
+    """The main thread's instructions for one interpreter that runs ``kernel`` ``calls`` times under
+    callgrind, importing the project from ``root`` (this tree, or another commit's): the calls alone where
+    the child switches instrumentation itself (`toggles`), the whole run otherwise."""
+    # valgrind itself, not a wrapper library: what is read is one thread's total under three settings of the
+    # measured process, which a subprocess and callgrind's totals line give directly
+    valgrind = _valgrind()
+    toggle = toggles()
     script = workdir / f"{kernel}.py"
-    script.write_text(CHILD.format(setup=KERNELS[kernel]))
+    script.write_text(child_script(KERNELS[kernel].setup))
     prefix = workdir / f"{kernel}.{calls}"
-    subprocess.run(
+    proc = subprocess.run(
         [
             valgrind,
             "--tool=callgrind",
             "--separate-threads=yes",
+            f"--instr-atstart={'no' if toggle else 'yes'}",
             f"--callgrind-out-file={prefix}",
             sys.executable,
             str(script),
             str(calls),
+            str(root),
+            "toggle" if toggle else "full",
         ],
-        cwd=ROOT,  # the kernels import this repository's packages
-        env={**os.environ, **ENV, "PYTHONPATH": str(ROOT)},
-        check=True,
+        cwd=root,
+        env={**os.environ, **ENV, "PYTHONPATH": str(root)},
+        check=False,  # a failure is reported with the child's stderr below
         capture_output=True,
+        text=True,
     )
-    return thread_counts(prefix)[1]
+    if proc.returncode:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+        raise KernelFailed(f"kernel {kernel!r} failed in {root} (exit {proc.returncode}):\n{tail}")
+    counts = thread_counts(prefix)
+    # toggled, only the calls are counted, and XLA's pool thread takes a varying share of a program's thunks
+    # (the CEM plan call: main thread 78-91 M of 399-400 M instructions in three runs of 120 calls); full,
+    # the start-up's compiler and pool threads would add their spread (tens of M), so the main thread alone
+    return sum(counts.values()) if toggle else counts[1]
 
 
-def per_call(kernel: str, low: int = 20, high: int = 420) -> dict[str, float]:
-    """``kernel``'s instructions per call: the counts of a ``low``-call and a ``high``-call run, differenced."""
+def per_call(
+    kernel: str, low: int | None = None, high: int | None = None, root: Path = ROOT
+) -> dict[str, float]:
+    """``kernel``'s instructions per call: the counts of a ``low``-call and a ``high``-call run (the kernel's
+    own by default), differenced. Where the child switches instrumentation itself (`toggles`) only its calls
+    are counted, so ``low`` defaults to 0 and a 0-call run is not made (it would count two client requests
+    and nothing else)."""
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; one of {sorted(KERNELS)}")
+    toggle = toggles()
+    low = (0 if toggle else KERNELS[kernel].low) if low is None else low
+    high = KERNELS[kernel].high if high is None else high
     if not 0 <= low < high:
         raise ValueError(f"need 0 <= low < high; got low={low}, high={high}")
     with tempfile.TemporaryDirectory() as tmp:
-        at_low, at_high = count(kernel, low, Path(tmp)), count(kernel, high, Path(tmp))
+        at_low = 0 if toggle and low == 0 else count(kernel, low, Path(tmp), root)
+        at_high = count(kernel, high, Path(tmp), root)
     return {
         "low": low,
         "high": high,
@@ -126,6 +270,53 @@ def per_call(kernel: str, low: int = 20, high: int = 420) -> dict[str, float]:
         "count_high": at_high,
         "per_call": (at_high - at_low) / (high - low),
     }
+
+
+@contextlib.contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """A detached git worktree of commit ``rev`` of this repository, removed on exit."""
+    resolved = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if resolved.returncode:
+        raise ValueError(f"{rev!r} is not a commit of the repository at {ROOT}")
+    with tempfile.TemporaryDirectory(prefix="instructions-base-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), resolved.stdout.strip()],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree
+        finally:
+            # not checked: the worktree's files go with the temporary directory anyway, and prune then drops
+            # git's record of it
+            for command in (["remove", "--force", str(tree)], ["prune"]):
+                subprocess.run(["git", "worktree", *command], cwd=ROOT, check=False, capture_output=True)
+
+
+def against(
+    rev: str, kernels: list[str], low: int | None = None, high: int | None = None
+) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:
+    """Each kernel's count per call at commit ``rev`` and in this tree: (base, current, kernels without a
+    base and why). A kernel that fails at ``rev`` (added since, or broken there) has no base; one that fails
+    here raises `KernelFailed`."""
+    _valgrind()
+    base: dict[str, dict] = {}
+    missing: dict[str, str] = {}
+    with checkout(rev) as tree:
+        for name in kernels:
+            try:
+                base[name] = per_call(name, low, high, tree)
+            except KernelFailed as exc:
+                missing[name] = str(exc)
+    return base, {name: per_call(name, low, high) for name in kernels}, missing
 
 
 def regressions(baseline: dict[str, dict], current: dict[str, dict], factor: float) -> list[str]:
@@ -140,32 +331,63 @@ def regressions(baseline: dict[str, dict], current: dict[str, dict], factor: flo
     return out
 
 
+def _report(results: dict[str, dict]) -> None:
+    for name, r in results.items():
+        print(f"{name:32s} {r['per_call']:>14,.0f} instructions per call ({r['low']} and {r['high']} calls)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.instructions", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--kernel", action="append", choices=sorted(KERNELS), help="default: all")
-    parser.add_argument("--low", type=int, default=20)
-    parser.add_argument("--high", type=int, default=420)
+    parser.add_argument("--low", type=int, help="calls of the shorter run (default: the kernel's own)")
+    parser.add_argument("--high", type=int, help="calls of the longer run (default: the kernel's own)")
     parser.add_argument("--json", metavar="OUT", help="write the counts as JSON (a later --baseline)")
-    parser.add_argument("--baseline", metavar="IN", help="compare with this JSON; exit 1 on growth")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--baseline", metavar="IN", help="compare with this JSON; exit 1 on growth")
+    source.add_argument(
+        "--against",
+        metavar="REV",
+        help="measure commit REV too (a git worktree) and compare; exit 1 on growth",
+    )
     parser.add_argument("--factor", type=float, default=1.02)
     args = parser.parse_args(argv)
+    if args.factor < 1.0:
+        parser.error(f"--factor must be at least 1; got {args.factor}")
+    kernels = args.kernel or sorted(KERNELS)
     try:
-        results = {k: per_call(k, args.low, args.high) for k in args.kernel or sorted(KERNELS)}
+        if args.against:
+            base, results, missing = against(args.against, kernels, args.low, args.high)
+        else:
+            results, missing = {k: per_call(k, args.low, args.high) for k in kernels}, {}
+            base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     except ValgrindMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for name, r in results.items():
-        print(f"{name:32s} {r['per_call']:>14,.0f} instructions per call ({r['low']} and {r['high']} calls)")
+    except (KernelFailed, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    _report(results)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    if args.baseline:
-        grown = regressions(json.loads(Path(args.baseline).read_text()), results, args.factor)
-        for line in grown:
-            print(f"REGRESSION {line}")
-        return 1 if grown else 0
-    return 0
+        Path(args.json).write_text(
+            json.dumps(results if base is None else {"base": base, "current": results}, indent=2)
+        )
+    if base is None:
+        return 0
+    for name in kernels:
+        if name in base:
+            ratio = results[name]["per_call"] / base[name]["per_call"]
+            print(
+                f"{name:32s} {base[name]['per_call']:>14,.0f} -> {results[name]['per_call']:,.0f} ({ratio:.4f}x)"
+            )
+        else:
+            why = missing.get(name, "not in the baseline").splitlines()[0]
+            print(f"{name:32s} no base ({why})")
+    grown = regressions(base, results, args.factor)
+    for line in grown:
+        print(f"REGRESSION {line}")
+    return 1 if grown else 0
 
 
 if __name__ == "__main__":

@@ -456,21 +456,22 @@ def test_core_hop_passes_a_counter_between_two_cores_and_needs_two(monkeypatch) 
     assert timer.core_hop_ns() is None
 
 
-def test_instruction_counts_read_each_threads_summary_and_refuse_a_file_without_one(tmp_path) -> None:
+def test_instruction_counts_read_each_threads_totals_and_refuse_a_file_without_them(tmp_path) -> None:
     """`benchmarks.instructions.thread_counts`: callgrind's ``--separate-threads`` files ``<prefix>-NN`` give
-    one count per thread, the main thread's under 1; a file without a summary line, or no main-thread file,
-    is refused by name."""
+    one count per thread (their ``totals:`` lines; ``summary:`` reads 0 when instrumentation was switched on
+    during the run), the main thread's under 1; a file without a totals line, or no main-thread file, is
+    refused by name."""
     from benchmarks import instructions
 
     prefix = tmp_path / "k.20"
     (tmp_path / "k.20-01").write_text(
         "version: 1\ncmd: python k.py 20\nsummary: 9706042186\ntotals: 9706042186\n"
     )
-    (tmp_path / "k.20-02").write_text("version: 1\nsummary: 163000000\n")
-    (tmp_path / "k.60-01").write_text("summary: 1\n")  # another run's file: not read
+    (tmp_path / "k.20-02").write_text("version: 1\nsummary: 0\ntotals: 163000000\n")
+    (tmp_path / "k.60-01").write_text("totals: 1\n")  # another run's file: not read
     assert instructions.thread_counts(prefix) == {1: 9706042186, 2: 163000000}
-    (tmp_path / "k.20-03").write_text("version: 1\n")
-    with pytest.raises(ValueError, match=r"k\.20-03 has no 'summary:' line"):
+    (tmp_path / "k.20-03").write_text("version: 1\nsummary: 5\n")
+    with pytest.raises(ValueError, match=r"k\.20-03 has no 'totals:' line"):
         instructions.thread_counts(prefix)
     with pytest.raises(ValueError, match="no callgrind output for the main thread"):
         instructions.thread_counts(tmp_path / "other")
@@ -478,14 +479,33 @@ def test_instruction_counts_read_each_threads_summary_and_refuse_a_file_without_
 
 def test_instructions_per_call_difference_two_runs_and_flag_growth_beyond_the_factor(monkeypatch) -> None:
     """`benchmarks.instructions.per_call` is the count of the longer run minus the shorter one over the extra
-    calls (the start-up cancels); `regressions` flags a kernel whose count per call grew by more than the
-    factor and passes one within it; bad arguments and a missing valgrind are refused clearly."""
+    calls (the start-up cancels), at the kernel's own call counts by default; `regressions` flags a kernel
+    whose count per call grew by more than the factor and passes one within it; bad arguments and a missing
+    valgrind are refused clearly."""
     from benchmarks import instructions
 
     start_up, cost = 9_700_000_000, 2_300_000
-    monkeypatch.setattr(instructions, "count", lambda kernel, calls, workdir: start_up + calls * cost)
+    runs = []
+
+    def fake_count(kernel, calls, workdir, root=None):
+        runs.append(calls)
+        return start_up + calls * cost
+
+    monkeypatch.setattr(instructions, "count", fake_count)
+    monkeypatch.setattr(instructions, "toggles", lambda: False)  # every instruction counted: two runs
     r = instructions.per_call("one-fusion", 20, 60)
     assert r["per_call"] == cost and r["count_high"] - r["count_low"] == 40 * cost
+    kernel = instructions.KERNELS["vae.resnet_block.32ch"]
+    r = instructions.per_call("vae.resnet_block.32ch")
+    assert (r["low"], r["high"]) == (kernel.low, kernel.high) and r["per_call"] == cost
+    # only the calls counted: one run of the kernel's calls, none of 0 calls
+    monkeypatch.setattr(instructions, "toggles", lambda: True)
+    monkeypatch.setattr(
+        instructions, "count", lambda kernel, calls, workdir, root=None: runs.append(calls) or calls * cost
+    )
+    runs.clear()
+    r = instructions.per_call("vae.resnet_block.32ch")
+    assert runs == [kernel.high] and (r["low"], r["count_low"], r["per_call"]) == (0, 0, cost)
     base = {"one-fusion": {"per_call": 2_300_000}, "gcm.hyperdiffusion.121x240": {"per_call": 670_000}}
     now = {"one-fusion": {"per_call": 2_990_000}, "gcm.hyperdiffusion.121x240": {"per_call": 675_000}}
     grown = instructions.regressions(base, now, 1.02)
@@ -500,3 +520,144 @@ def test_instructions_per_call_difference_two_runs_and_flag_growth_beyond_the_fa
     monkeypatch.undo()
     monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
     assert instructions.main(["--kernel", "one-fusion"]) == 2
+    assert instructions.main(["--kernel", "one-fusion", "--against", "HEAD"]) == 2
+
+
+def test_instructions_against_a_commit_measures_its_worktree_and_gates_on_growth(monkeypatch, capsys) -> None:
+    """``--against REV`` measures each kernel in a git worktree of REV and in this tree: a kernel that grew
+    beyond the factor exits 1, one within it 0; a kernel that fails at REV (added since) has no base and
+    does not fail the gate; an unknown REV is refused by name (exit 3). The worktree is gone afterwards."""
+    from benchmarks import instructions
+
+    trees = []
+
+    def fake_per_call(kernel, low=None, high=None, root=instructions.ROOT):
+        trees.append(root)
+        if root == instructions.ROOT:
+            return {"low": 20, "high": 420, "per_call": {"one-fusion": 2_990_000}.get(kernel, 1_000_000)}
+        assert (root / "benchmarks" / "instructions.py").is_file()  # a real checkout of the commit
+        if kernel == "cem.plan.pendulum":
+            raise instructions.KernelFailed(f"kernel {kernel!r} failed in {root} (exit 1):\nImportError")
+        return {"low": 20, "high": 420, "per_call": {"one-fusion": 2_300_000}.get(kernel, 1_000_000)}
+
+    monkeypatch.setattr(instructions, "_valgrind", lambda: "valgrind")
+    monkeypatch.setattr(instructions, "per_call", fake_per_call)
+    argv = ["--against", "HEAD", "--kernel", "cem.plan.pendulum", "--kernel", "anomaly.detector.B1"]
+    assert instructions.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "anomaly.detector.B1" in out and "1.0000x" in out
+    assert "cem.plan.pendulum                no base (kernel 'cem.plan.pendulum' failed in" in out
+    assert instructions.main([*argv, "--kernel", "one-fusion"]) == 1
+    assert "REGRESSION one-fusion: 2,300,000 -> 2,990,000" in capsys.readouterr().out
+    assert instructions.main([*argv, "--kernel", "one-fusion", "--factor", "1.35"]) == 0
+    base_tree = next(t for t in trees if t != instructions.ROOT)
+    assert not base_tree.exists()
+    listed = subprocess.run(
+        ["git", "worktree", "list"], cwd=instructions.ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert str(base_tree) not in listed
+    assert instructions.main(["--against", "no-such-commit-xyz"]) == 3
+    assert "'no-such-commit-xyz' is not a commit" in capsys.readouterr().err
+
+
+def test_instruction_child_refuses_a_project_imported_from_another_tree(tmp_path) -> None:
+    """The measured interpreter checks that the project's packages came from the tree it measures (with an
+    editable install of another tree first on the path, that tree would be counted silently); with the
+    right tree it runs its calls."""
+    from benchmarks import instructions
+
+    script = tmp_path / "child.py"
+    marker = tmp_path / "calls"
+    script.write_text(
+        instructions.child_script(
+            "import benchmarks.timer\n"
+            "def call():\n"
+            f"    with open({str(marker)!r}, 'a') as fh:\n"
+            "        fh.write('.')\n"
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(instructions.ROOT), "JAX_PLATFORMS": "cpu"}
+    run = [sys.executable, str(script), "3"]
+    wrong = subprocess.run(
+        [*run, str(tmp_path), "full"], env=env, capture_output=True, text=True, check=False
+    )
+    assert wrong.returncode == 1 and "benchmarks was imported from" in wrong.stderr
+    assert f"not from {os.path.realpath(tmp_path)}" in wrong.stderr and not marker.exists()
+    right = subprocess.run(
+        [*run, str(instructions.ROOT), "full"], env=env, capture_output=True, text=True, check=False
+    )
+    assert right.returncode == 0, right.stderr
+    assert marker.read_text() == "......"  # three warm-up calls, then the three counted
+
+
+def test_instruction_count_reports_a_failing_kernel_with_its_stderr(tmp_path, monkeypatch) -> None:
+    """`count` runs the kernel under valgrind (here a stand-in that runs the command and writes callgrind's
+    per-thread summary) and reads the main thread's count; a kernel whose interpreter fails raises
+    `KernelFailed` with the end of its stderr, not a bare CalledProcessError."""
+    from benchmarks import instructions
+
+    fake = tmp_path / "valgrind"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import subprocess, sys\n"
+        "args = sys.argv[1:]\n"
+        "prefix = next(a.split('=', 1)[1] for a in args if a.startswith('--callgrind-out-file='))\n"
+        "command = [a for a in args if not a.startswith('--')]\n"
+        "rc = subprocess.run(command).returncode\n"
+        "open(prefix + '-01', 'w').write(f'totals: {1000 + 7 * int(command[2])}\\n')\n"
+        "sys.exit(rc)\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(instructions, "_valgrind", lambda: str(fake))
+    monkeypatch.setattr(instructions, "toggles", lambda: False)  # the stand-in answers no client request
+    monkeypatch.setitem(instructions.KERNELS, "test.ok", instructions.Kernel("def call():\n    pass\n"))
+    monkeypatch.setitem(
+        instructions.KERNELS,
+        "test.broken",
+        instructions.Kernel("raise ImportError('no module named planner_v2')\n"),
+    )
+    assert instructions.per_call("test.ok", 2, 5)["per_call"] == 7
+    with pytest.raises(instructions.KernelFailed, match=r"(?s)'test\.broken' failed in .*planner_v2"):
+        instructions.count("test.broken", 2, tmp_path)
+
+
+@pytest.mark.skipif(
+    not __import__("benchmarks.instructions").instructions.toggles(),
+    reason="the client request is machine code for x86-64 Linux",
+)
+def test_instruction_child_refuses_to_toggle_callgrind_when_not_under_it(tmp_path) -> None:
+    """Outside valgrind the client request returns its default value, and the child stops with that said
+    rather than running calls whose instructions nobody counts."""
+    from benchmarks import instructions
+
+    script = tmp_path / "child.py"
+    script.write_text(instructions.child_script("def call():\n    pass\n"))
+    env = {**os.environ, "PYTHONPATH": str(instructions.ROOT), "JAX_PLATFORMS": "cpu"}
+    run = subprocess.run(
+        [sys.executable, str(script), "5", str(instructions.ROOT), "toggle"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1 and "callgrind did not answer its client request" in run.stderr
+
+
+@pytest.mark.skipif(
+    __import__("shutil").which("valgrind") is None
+    or not __import__("benchmarks.instructions").instructions.toggles(),
+    reason="needs valgrind on x86-64 Linux (CI has none; the gate is run where it is installed)",
+)
+def test_instruction_counts_of_toggled_calls_are_exact_and_grow_with_the_work(monkeypatch) -> None:
+    """Under callgrind, with instrumentation switched on around the calls only: two runs of the same kernel
+    count the same instructions per call to 0.1%, and a kernel doing 1.3x the work counts 1.2-1.4x."""
+    from benchmarks import instructions
+
+    for name, n in (("test.sum", 3000), ("test.sum.more", 3900)):
+        setup = f"def call():\n    sum(i * i for i in range({n}))\n"
+        monkeypatch.setitem(instructions.KERNELS, name, instructions.Kernel(setup, high=40))
+    first, again = (instructions.per_call("test.sum")["per_call"] for _ in range(2))
+    more = instructions.per_call("test.sum.more")["per_call"]
+    assert first > 3000 * 50  # a generator step and a multiply-add per element: hundreds of instructions
+    assert abs(again - first) <= 1e-3 * first
+    assert 1.2 < more / first < 1.4
