@@ -67,7 +67,8 @@ KERNELS: dict[str, Kernel] = {
     # the CEM pipeline's steady call (host validation, the planner program, the state carried back), jitted
     # from seeded policy weights, so no PyTorch and no artifact are needed
     "cem.plan.pendulum": Kernel(
-        "import numpy as np\n"
+        high=200,
+        setup="import numpy as np\n"
         "from contracts.cem.config import DEFAULT_CONFIGS\n"
         "from contracts.cem.networks import POLICY_HIDDEN, policy_sizes\n"
         "from implementations.cem.export import jit_pipeline\n"
@@ -80,23 +81,26 @@ KERNELS: dict[str, Kernel] = {
         "pipeline.warmup()\n"
         "x = np.asarray(cfg.spec.x0, np.float32)\n"
         "def call():\n"
-        "    pipeline.predict_controls(x, 0.02)\n"
+        "    pipeline.predict_controls(x, 0.02)\n",
     ),
     # one VAE resnet block at tiny2's first width (two causal 3x3x3 convolutions, two group norms), its
     # weights closed over as the decoder's are
     "vae.resnet_block.32ch": Kernel(
-        "import numpy as np\n"
+        low=5,
+        high=20,
+        setup="import numpy as np\n"
         "from flax import nnx\n"
         "from implementations.vae.layers import CogVideoXResnetBlock3D\n"
         "block = CogVideoXResnetBlock3D(32, 32, temb_channels=0, groups=8, rngs=nnx.Rngs(0))\n"
         "f = jax.jit(lambda v: block(v)[0])\n"
         "v = np.random.default_rng(1).standard_normal((1, 3, 16, 16, 32)).astype(np.float32)\n"
         "def call():\n"
-        "    f(v).block_until_ready()\n"
+        "    f(v).block_until_ready()\n",
     ),
     # the anomaly detector at B=1, jitted with its weights as constants (as `Detector` runs it)
     "anomaly.detector.B1": Kernel(
-        "import numpy as np\n"
+        high=200,
+        setup="import numpy as np\n"
         "from flax import nnx\n"
         "from contracts.anomaly.config import AnomalyConfig\n"
         "from implementations.anomaly.model import build, weights_bound\n"
@@ -104,7 +108,7 @@ KERNELS: dict[str, Kernel] = {
         "f = weights_bound(graphdef, nnx.to_pure_dict(state))\n"
         "w = np.random.default_rng(0).standard_normal((1, 16, 8)).astype(np.float32)\n"
         "def call():\n"
-        "    jax.block_until_ready(f(w))\n"
+        "    jax.block_until_ready(f(w))\n",
     ),
 }
 
