@@ -1,24 +1,32 @@
 """Instructions per call of hot JAX kernels, counted by valgrind's callgrind: a speed measure that does not
 move with the machine's noise, for comparing two commits on a shared machine.
 
-    python -m benchmarks.instructions [--kernel NAME ...] [--json OUT] [--baseline IN --factor 1.02]
+    python -m benchmarks.instructions [--kernel NAME ...] [--json OUT]
+        [--against REV | --baseline IN] [--factor 1.02]
 
-Each kernel runs in two fresh interpreters under callgrind, ``low`` and ``high`` calls after the same start-up;
-its instructions per call are the difference of the two counts over ``high - low``, so the start-up (about
-9.7 G instructions, importing JAX) cancels. Three settings at the edge of the measured process make the count
-nearly deterministic, and without them it is not (two runs of 20 calls differed by up to 31 M instructions):
+Each kernel (`KERNELS`: a setup that defines ``call()``) runs in a fresh interpreter under callgrind: three
+untimed calls, then its counted calls. On x86-64 Linux the interpreter switches callgrind's instrumentation on
+just before the counted calls and off after them (a valgrind client request, `child_script`), so the start-up
+(importing JAX, compiling) is neither counted nor slowed by instrumentation, and one run gives the count per
+call. Elsewhere every instruction is counted, and two runs of ``low`` and ``high`` calls are differenced so
+that the start-up cancels. Three settings at the edge of the measured process make the count nearly
+deterministic:
 
 - ``PJRT_NPROC=1``: XLA's CPU client starts one pool thread;
-- synchronous dispatch (``jax_cpu_enable_async_dispatch`` off before the first computation), so that the
-  kernel runs on the calling thread, whose count alone (callgrind's ``--separate-threads``) is read;
-- ``PYTHONHASHSEED=0``: the same dict orders in every start-up.
+- synchronous dispatch (``jax_cpu_enable_async_dispatch`` off before the first computation);
+- ``PYTHONHASHSEED=0``: the same dict orders in every run (without it, a pure-Python loop's count varied by
+  20% between runs).
 
-Measured on a 2-core AMD EPYC VM: the one-fusion kernel 2.30 M instructions per call, two runs of each length
-39 K and 6 K apart; the GCM hyperdiffusion at 121x240 0.66 M per call, its runs of each length up to 1.16 M
-apart (the pool thread takes part of its work), so 40 extra calls left its figure 9% off (722,558) and 400
-give 661,909 and 660,748 in two measurements (0.2% apart): hence ``high`` = 420 by default.
-With ``--baseline`` (a JSON written by ``--json``) the exit status is 1 when a kernel's count per call grew by
-more than ``--factor``; 2 when valgrind is missing. Each run takes 85-100 s under callgrind.
+The count is of every thread while instrumentation is on, outside the thread pool's own functions
+(`POOL_IDLE`): XLA's pool thread takes a varying share of a program's thunks (the CEM plan call: main thread 78-112 M of
+399-402 M instructions over five runs of 120 calls), and how long an idle pool thread spins looking for work
+varies too (the same call over 60 calls: 199.3-202.5 M in three runs, 196.42-196.53 M without the pool's
+functions).
+
+``--against REV`` measures each kernel in a git worktree of REV as well as in this tree, and exits 1 when a
+kernel's count per call grew by more than ``--factor``; a kernel that fails at REV (added since) has no base.
+``--baseline`` compares with a JSON written earlier by ``--json``. Exit 2 when valgrind is missing, 3 when a
+kernel fails in this tree or REV is not a commit.
 """
 
 from __future__ import annotations
@@ -201,6 +209,62 @@ def thread_counts(out_prefix: Path) -> dict[int, int]:
     return counts
 
 
+# The thread pool's own functions (finding, stealing and waiting for tasks), not counted: how many
+# instructions they run depends on how long an idle thread spun, not on the program.
+POOL_IDLE = re.compile(r"\bEigen::(ThreadPoolTempl|EventCount)\b")
+_FN = re.compile(r"^c?fn=(?:\((\d+)\))? ?(.*)$")
+
+
+def function_costs(path: Path) -> dict[str, int]:
+    """Instructions of each function (self cost) in one callgrind output file.
+
+    Read here rather than through callgrind_annotate, whose text output changed across valgrind versions:
+    the file format is documented and small. ``fn=``/``cfn=`` name functions (``(id) name`` once, ``(id)``
+    after); a cost line (position, Ir) adds to the current ``fn``, except the line after ``calls=``, which
+    is the callee's inclusive cost. The sum must equal the file's ``totals:`` line, or the file is refused.
+    """
+    names: dict[str, str] = {}
+    costs: dict[str, int] = {}
+    fn, after_calls = "", False
+    text = path.read_text()
+    if not re.search(r"^events: Ir$", text, re.M):
+        raise ValueError(f"{path}: expected callgrind's single event Ir ('events: Ir')")
+    for line in text.splitlines():
+        if line.startswith(("fn=", "cfn=")):
+            ident, name = _FN.match(line).groups()
+            if ident is not None:
+                if name:
+                    names[ident] = name
+                elif ident in names:
+                    name = names[ident]
+                else:
+                    raise ValueError(f"{path}: function ({ident}) is used before it is named")
+            if line.startswith("fn="):
+                fn = name
+        elif line.startswith("calls="):
+            after_calls = True
+        elif line[:1] and line[0] in "0123456789+-*":
+            if after_calls:
+                after_calls = False
+                continue
+            fields = line.split()
+            costs[fn] = costs.get(fn, 0) + (int(fields[1]) if len(fields) > 1 else 0)
+    totals = re.search(r"^totals: (\d+)$", text, re.M)
+    if totals is None or int(totals.group(1)) != sum(costs.values()):
+        raise ValueError(f"{path}: the functions' costs do not add up to its 'totals:' line")
+    return costs
+
+
+def counted(out_prefix: Path) -> int:
+    """The instructions of every thread (files ``<prefix>-NN``) outside the thread pool's own functions."""
+    files = list(out_prefix.parent.glob(out_prefix.name + "-*"))
+    if not files:
+        raise ValueError(f"no callgrind output at {out_prefix}-NN")
+    return sum(
+        cost for path in files for name, cost in function_costs(path).items() if not POOL_IDLE.search(name)
+    )
+
+
 def _valgrind() -> str:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -243,11 +307,9 @@ def count(kernel: str, calls: int, workdir: Path, root: Path = ROOT) -> int:
     if proc.returncode:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
         raise KernelFailed(f"kernel {kernel!r} failed in {root} (exit {proc.returncode}):\n{tail}")
-    counts = thread_counts(prefix)
-    # toggled, only the calls are counted, and XLA's pool thread takes a varying share of a program's thunks
-    # (the CEM plan call: main thread 78-91 M of 399-400 M instructions in three runs of 120 calls); full,
-    # the start-up's compiler and pool threads would add their spread (tens of M), so the main thread alone
-    return sum(counts.values()) if toggle else counts[1]
+    # toggled: every thread, outside the pool's own functions (see the module's docstring); full: the main
+    # thread alone, since the start-up's compiler and pool threads would add their spread (tens of M)
+    return counted(prefix) if toggle else thread_counts(prefix)[1]
 
 
 def per_call(

@@ -477,6 +477,62 @@ def test_instruction_counts_read_each_threads_totals_and_refuse_a_file_without_t
         instructions.thread_counts(tmp_path / "other")
 
 
+CALLGRIND_THREAD = """version: 1
+creator: callgrind-3.19.0
+positions: line
+events: Ir
+summary: 0
+
+ob=(1) /lib/libc.so.6
+fl=(1) malloc.c
+fn=(1) malloc
+10 400
++2 100
+cfn=(2) Eigen::ThreadPoolTempl<tsl::thread::EigenEnvironment>::MaybeGetTask(Task*)
+calls=3 7
+* 9000
+fn=(2)
+5 7000
+fn=(3) _PyEval_EvalFrameDefault
+1 1000
+cfn=(1)
+calls=1 10
+0 500
+-1 1
++4
+fn=(1)
+12 {more}
+
+totals: {totals}
+"""
+
+
+def test_instruction_function_costs_read_callgrinds_format_and_leave_out_the_pool(tmp_path) -> None:
+    """`benchmarks.instructions.function_costs` reads each function's own instructions from a callgrind file
+    (names given once by id, reused by id; the line after ``calls=`` is the callee's inclusive cost and is
+    not the caller's), and they add up to the file's totals; `counted` sums every thread's files without
+    the thread pool's functions (its spinning varies from run to run). A file whose sum disagrees with its
+    totals, or that uses a function id before naming it, is refused."""
+    from benchmarks import instructions
+
+    (tmp_path / "k-01").write_text(CALLGRIND_THREAD.format(more=50, totals=8551))
+    costs = instructions.function_costs(tmp_path / "k-01")
+    pool = "Eigen::ThreadPoolTempl<tsl::thread::EigenEnvironment>::MaybeGetTask(Task*)"
+    assert costs == {"malloc": 550, pool: 7000, "_PyEval_EvalFrameDefault": 1001}
+    (tmp_path / "k-02").write_text(CALLGRIND_THREAD.format(more=0, totals=8501))
+    assert instructions.counted(tmp_path / "k") == (550 + 1001) + (500 + 1001)
+    (tmp_path / "k-03").write_text(CALLGRIND_THREAD.format(more=0, totals=9000))
+    with pytest.raises(ValueError, match=r"k-03: the functions' costs do not add up"):
+        instructions.counted(tmp_path / "k")
+    (tmp_path / "k-03").write_text(
+        CALLGRIND_THREAD.format(more=0, totals=8501).replace("fn=(1) malloc", "fn=(1)")
+    )
+    with pytest.raises(ValueError, match=r"function \(1\) is used before it is named"):
+        instructions.function_costs(tmp_path / "k-03")
+    with pytest.raises(ValueError, match="no callgrind output"):
+        instructions.counted(tmp_path / "other")
+
+
 def test_instructions_per_call_difference_two_runs_and_flag_growth_beyond_the_factor(monkeypatch) -> None:
     """`benchmarks.instructions.per_call` is the count of the longer run minus the shorter one over the extra
     calls (the start-up cancels), at the kernel's own call counts by default; `regressions` flags a kernel
