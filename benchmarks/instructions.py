@@ -72,6 +72,13 @@ KERNELS: dict[str, Kernel] = {
         "from benchmarks import gcm as bg\n"
         'call = bg.hyperdiffusion_fn("jax", bg._Problem("121x240"))\n'
     ),
+    # the model's whole float64 step (dynamics, physics, the stacked state donated and advanced each call)
+    "gcm.step.121x240": Kernel(
+        high=100,
+        setup='jax.config.update("jax_enable_x64", True)\n'
+        "from benchmarks import gcm as bg\n"
+        'call = bg.step_fn("jax", bg._Problem("121x240"))\n',
+    ),
     # the CEM pipeline's steady call (host validation, the planner program, the state carried back), jitted
     # from seeded policy weights, so no PyTorch and no artifact are needed
     "cem.plan.pendulum": Kernel(
