@@ -52,7 +52,8 @@ PROJECT_PACKAGES = ("benchmarks", "contracts", "reference", "implementations", "
 @dataclasses.dataclass(frozen=True)
 class Kernel:
     """A kernel of the registry: ``setup`` (Python) defines ``call()``, one blocking call, after the set-up it
-    needs; ``low`` and ``high`` are the two runs' call counts (their difference is what is measured)."""
+    needs. ``high`` calls are counted; where every instruction is counted (no `toggles`), a run of ``low``
+    calls is subtracted. With ``--against``, the setup is this tree's, importing the base tree's project."""
 
     setup: str
     low: int = 20
