@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -717,3 +718,25 @@ def test_instruction_counts_of_toggled_calls_are_exact_and_grow_with_the_work(mo
     assert first > 3000 * 50  # a generator step and a multiply-add per element: hundreds of instructions
     assert abs(again - first) <= 1e-3 * first
     assert 1.2 < more / first < 1.4
+
+
+@pytest.mark.parametrize("kernel", sorted(__import__("benchmarks.instructions").instructions.KERNELS))
+def test_every_instruction_kernel_runs_without_valgrind(kernel: str) -> None:
+    """Each registered kernel's interpreter (setup, warm-up, calls; the project imported from this tree) runs
+    natively with the gate's settings, so a change that breaks a kernel's setup fails here, on CI, which
+    has no valgrind to run the gate itself."""
+    from benchmarks import instructions
+
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "child.py"
+        script.write_text(instructions.child_script(instructions.KERNELS[kernel].setup))
+        run = subprocess.run(
+            [sys.executable, str(script), "2", str(instructions.ROOT), "full"],
+            cwd=instructions.ROOT,
+            env={**os.environ, **instructions.ENV, "PYTHONPATH": str(instructions.ROOT)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+    assert run.returncode == 0, run.stderr[-2000:]
