@@ -18,10 +18,10 @@ deterministic:
   20% between runs).
 
 The count is of every thread while instrumentation is on, outside the thread pool's own functions
-(`POOL_IDLE`): XLA's pool thread takes a varying share of a program's thunks (the CEM plan call: main thread 78-112 M of
-399-402 M instructions over five runs of 120 calls), and how long an idle pool thread spins looking for work
-varies too (the same call over 60 calls: 199.3-202.5 M in three runs, 196.42-196.53 M without the pool's
-functions).
+(`POOL_IDLE`): XLA's pool thread takes a varying share of a program's thunks (the CEM plan call: the main
+thread's share was 78-112 M of 399-402 M instructions over five runs of 120 calls), and how long an idle
+pool thread spins looking for work varies too (the same call over 60 calls: 199.3-202.5 M in three runs,
+196.42-196.53 M without the pool's functions).
 
 ``--against REV`` measures each kernel in a git worktree of REV as well as in this tree, and exits 1 when a
 kernel's count per call grew by more than ``--factor``; a kernel that fails at REV (added since) has no base.
@@ -128,9 +128,9 @@ KERNELS: dict[str, Kernel] = {
     ),
 }
 
-# argv: calls, the tree the project must be imported from, "toggle" or "full". The origin check costs the
-# same in both runs, so it cancels; it is there because an editable install of another tree would otherwise
-# be measured silently. With "toggle" (x86-64), callgrind starts with instrumentation off and the child turns
+# argv: calls, the tree the project must be imported from, "toggle" or "full". The origin check runs before
+# the counted calls; it is there because an editable install of another tree would otherwise be measured
+# silently. With "toggle" (x86-64), callgrind starts with instrumentation off and the child turns
 # it on around the calls only: the start-up (importing JAX, compiling) then runs at valgrind's uninstrumented
 # speed, several times faster, and none of its instructions are counted.
 _CHILD = """import os, sys
@@ -283,11 +283,12 @@ def _valgrind() -> str:
 
 
 def count(kernel: str, calls: int, workdir: Path, root: Path = ROOT) -> int:
-    """The main thread's instructions for one interpreter that runs ``kernel`` ``calls`` times under
-    callgrind, importing the project from ``root`` (this tree, or another commit's): the calls alone where
-    the child switches instrumentation itself (`toggles`), the whole run otherwise."""
-    # valgrind itself, not a wrapper library: what is read is one thread's total under three settings of the
-    # measured process, which a subprocess and callgrind's totals line give directly
+    """The instructions of one interpreter that runs ``kernel`` ``calls`` times under callgrind, importing the
+    project from ``root`` (this tree, or another commit's): where the child switches instrumentation itself
+    (`toggles`), those of the calls alone, on every thread, outside the thread pool's own functions; else
+    the whole run's main thread."""
+    # valgrind itself, not a wrapper library: what is read is a few settings of the measured process and the
+    # per-function costs of callgrind's output files, which a subprocess and `function_costs` give directly
     valgrind = _valgrind()
     toggle = toggles()
     script = workdir / f"{kernel}.py"
