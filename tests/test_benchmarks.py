@@ -580,26 +580,40 @@ def test_instructions_per_call_difference_two_runs_and_flag_growth_beyond_the_fa
     assert instructions.main(["--kernel", "one-fusion", "--against", "HEAD"]) == 2
 
 
-def test_instructions_against_a_commit_measures_its_worktree_and_gates_on_growth(monkeypatch, capsys) -> None:
-    """``--against REV`` measures each kernel in a git worktree of REV and in this tree: a kernel that grew
-    beyond the factor exits 1, one within it 0; a kernel that fails at REV (added since) has no base and
-    does not fail the gate; an unknown REV is refused by name (exit 3). The worktree is gone afterwards."""
+def test_instructions_against_a_commit_measures_its_worktree_and_gates_on_growth(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """``--against REV`` measures each kernel in a git worktree of REV (here of a scratch repository, so the
+    test does not depend on how this checkout was made) and in the working tree: a kernel that grew beyond
+    the factor exits 1, one within it 0; a kernel that fails at REV (added since) has no base and does not
+    fail the gate; an unknown REV is refused by name (exit 3). The worktree is gone afterwards."""
     from benchmarks import instructions
 
+    repo = tmp_path / "repo"
+    (repo / "benchmarks").mkdir(parents=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
+    git = ["git", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, env=env, check=True)
+    for version in ("one", "two"):
+        (repo / "benchmarks" / "instructions.py").write_text(version)
+        for cmd in (["add", "."], ["commit", "-qm", version]):
+            subprocess.run([*git, *cmd], cwd=repo, env=env, check=True)
+    monkeypatch.setattr(instructions, "ROOT", repo)
     trees = []
 
-    def fake_per_call(kernel, low=None, high=None, root=instructions.ROOT):
-        trees.append(root)
-        if root == instructions.ROOT:
+    def fake_per_call(kernel, low=None, high=None, root=None):
+        if root is None:  # the working tree
             return {"low": 20, "high": 420, "per_call": {"one-fusion": 2_990_000}.get(kernel, 1_000_000)}
-        assert (root / "benchmarks" / "instructions.py").is_file()  # a real checkout of the commit
+        trees.append(root)
+        assert (root / "benchmarks" / "instructions.py").read_text() == "one"  # the commit asked for
         if kernel == "cem.plan.pendulum":
             raise instructions.KernelFailed(f"kernel {kernel!r} failed in {root} (exit 1):\nImportError")
         return {"low": 20, "high": 420, "per_call": {"one-fusion": 2_300_000}.get(kernel, 1_000_000)}
 
     monkeypatch.setattr(instructions, "_valgrind", lambda: "valgrind")
     monkeypatch.setattr(instructions, "per_call", fake_per_call)
-    argv = ["--against", "HEAD", "--kernel", "cem.plan.pendulum", "--kernel", "anomaly.detector.B1"]
+    argv = ["--against", "HEAD~1", "--kernel", "cem.plan.pendulum", "--kernel", "anomaly.detector.B1"]
     assert instructions.main(argv) == 0
     out = capsys.readouterr().out
     assert "anomaly.detector.B1" in out and "1.0000x" in out
@@ -607,12 +621,9 @@ def test_instructions_against_a_commit_measures_its_worktree_and_gates_on_growth
     assert instructions.main([*argv, "--kernel", "one-fusion"]) == 1
     assert "REGRESSION one-fusion: 2,300,000 -> 2,990,000" in capsys.readouterr().out
     assert instructions.main([*argv, "--kernel", "one-fusion", "--factor", "1.35"]) == 0
-    base_tree = next(t for t in trees if t != instructions.ROOT)
-    assert not base_tree.exists()
-    listed = subprocess.run(
-        ["git", "worktree", "list"], cwd=instructions.ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    assert str(base_tree) not in listed
+    assert trees and not any(tree.exists() for tree in trees)
+    listed = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True, check=True)
+    assert listed.stdout.count("\n") == 1  # the repository's own tree only
     assert instructions.main(["--against", "no-such-commit-xyz"]) == 3
     assert "'no-such-commit-xyz' is not a commit" in capsys.readouterr().err
 
