@@ -25,8 +25,9 @@ pool thread spins looking for work varies too (the same call over 60 calls: 199.
 
 ``--against REV`` measures each kernel in a git worktree of REV as well as in this tree, and exits 1 when a
 kernel's count per call grew by more than ``--factor``; a kernel that fails at REV (added since) has no base.
-``--baseline`` compares with a JSON written earlier by ``--json``. Exit 2 when valgrind is missing, 3 when a
-kernel fails in this tree or REV is not a commit.
+``--baseline`` compares with a JSON written earlier by ``--json`` (from an ``--against`` run, with the counts
+of the tree that run measured). Exit 2 when valgrind is missing, 3 when a kernel fails in this tree or REV
+is not a commit.
 """
 
 from __future__ import annotations
@@ -394,6 +395,13 @@ def against(
     return base, {name: per_call(name, low, high) for name in kernels}, missing
 
 
+def load_baseline(path: Path) -> dict[str, dict]:
+    """The counts of a JSON written by ``--json``: the kernels' results, or, from an ``--against`` run
+    (``{"base": ..., "current": ...}``), those of the tree it measured."""
+    data = json.loads(path.read_text())
+    return data["current"] if data.keys() == {"base", "current"} else data
+
+
 def regressions(baseline: dict[str, dict], current: dict[str, dict], factor: float) -> list[str]:
     """One line for each kernel of both whose instructions per call grew by more than ``factor``."""
     out = []
@@ -436,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
             base, results, missing = against(args.against, kernels, args.low, args.high)
         else:
             results, missing = {k: per_call(k, args.low, args.high) for k in kernels}, {}
-            base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+            base = load_baseline(Path(args.baseline)) if args.baseline else None
     except ValgrindMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -628,6 +628,28 @@ def test_instructions_against_a_commit_measures_its_worktree_and_gates_on_growth
     assert "'no-such-commit-xyz' is not a commit" in capsys.readouterr().err
 
 
+def test_instructions_baseline_from_an_against_run_gates_on_the_tree_it_measured(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """A JSON that ``--against`` wrote (``{"base", "current"}``, as `tox -e instructions` writes it) is a
+    valid ``--baseline``: its measured tree's counts are compared, so growth beyond the factor exits 1
+    instead of passing with no kernel compared; a flat JSON from a plain run works the same."""
+    from benchmarks import instructions
+
+    monkeypatch.setattr(
+        instructions,
+        "per_call",
+        lambda kernel, low=None, high=None, root=None: {"low": 0, "high": 420, "per_call": 2_990_000},
+    )
+    counts = {"one-fusion": {"low": 0, "high": 420, "per_call": 2_300_000}}
+    for name, data in (("against.json", {"base": {}, "current": counts}), ("plain.json", counts)):
+        (tmp_path / name).write_text(json.dumps(data))
+        argv = ["--kernel", "one-fusion", "--baseline", str(tmp_path / name)]
+        assert instructions.main(argv) == 1
+        assert "REGRESSION one-fusion: 2,300,000 -> 2,990,000" in capsys.readouterr().out
+        assert instructions.main([*argv, "--factor", "1.35"]) == 0
+
+
 def test_instruction_child_refuses_a_project_imported_from_another_tree(tmp_path) -> None:
     """The measured interpreter checks that the project's packages came from the tree it measures (with an
     editable install of another tree first on the path, that tree would be counted silently); with the
