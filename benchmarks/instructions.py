@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import os
 import platform
@@ -129,21 +130,26 @@ KERNELS: dict[str, Kernel] = {
     ),
 }
 
-# argv: calls, the tree the project must be imported from, "toggle" or "full". The origin check runs before
-# the counted calls; it is there because an editable install of another tree would otherwise be measured
-# silently. With "toggle" (x86-64), callgrind starts with instrumentation off and the child turns
-# it on around the calls only: the start-up (importing JAX, compiling) then runs at valgrind's uninstrumented
-# speed, several times faster, and none of its instructions are counted.
-_CHILD = """import os, sys
+# argv: calls, where the project's packages must be imported from (JSON: package -> directory), "toggle" or
+# "full". A setup that cannot import what it names (an older commit without the kernel's function) exits
+# with UNAVAILABLE. The origin check runs before the counted calls; it is there because an editable install
+# of another tree would otherwise be measured silently. With "toggle" (x86-64), callgrind starts with
+# instrumentation off and the child turns it on around the calls only: the start-up (importing JAX,
+# compiling) then runs at valgrind's uninstrumented speed, several times faster, and none of its
+# instructions are counted.
+UNAVAILABLE = 4
+_CHILD = """import json, os, sys
 import jax
 jax.config.update("jax_cpu_enable_async_dispatch", False)
-{setup}
-root = os.path.realpath(sys.argv[2])
-for name in {packages!r}:
+try:
+    exec(compile({setup!r}, "<kernel setup>", "exec"))
+except (ImportError, AttributeError) as exc:
+    sys.exit(print(f"kernel unavailable here: {{exc!r}}", file=sys.stderr) or {unavailable})
+for name, where in json.loads(sys.argv[2]).items():
     module = sys.modules.get(name)
-    where = getattr(module, "__file__", None) or ""
-    if module is not None and not os.path.realpath(where).startswith(root + os.sep):
-        sys.exit(f"{{name}} was imported from {{where or module}}, not from {{root}}")
+    found = os.path.realpath(getattr(module, "__file__", None) or "")
+    if module is not None and not found.startswith(os.path.realpath(where) + os.sep):
+        sys.exit(f"{{name}} was imported from {{found or module}}, not from {{os.path.realpath(where)}}")
 calls = int(sys.argv[1])
 for _ in range(3):  # compiled, caches and pools warm: the runs differ in their counted calls only
     call()
@@ -186,13 +192,56 @@ def toggles() -> bool:
 
 
 def child_script(setup: str) -> str:
-    """The measured interpreter's program for a kernel's ``setup`` (argv: calls, the project's tree,
+    """The measured interpreter's program for a kernel's ``setup`` (argv: calls, `Source.packages` as JSON,
     ``"toggle"`` or ``"full"``)."""
     request = "\n".join("    " + line for line in _CLIENT_REQUEST.splitlines())
-    return _CHILD.format(setup=setup, packages=PROJECT_PACKAGES, client_request=request)
+    return _CHILD.format(setup=setup, unavailable=UNAVAILABLE, client_request=request)
 
 
-ENV = {"PJRT_NPROC": "1", "PYTHONHASHSEED": "0", "JAX_PLATFORMS": "cpu"}
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where the measured interpreter imports the project from: ``path`` is its ``PYTHONPATH`` and working
+    directory, ``packages`` the directory each project package must be loaded from (checked in the child)."""
+
+    path: Path
+    packages: dict[str, Path]
+
+    def argv(self, script: Path, calls: int, toggle: bool) -> list[str]:
+        """The child's command line after the interpreter (see `child_script`)."""
+        where = json.dumps({name: str(directory) for name, directory in self.packages.items()})
+        return [str(script), str(calls), where, "toggle" if toggle else "full"]
+
+
+def tree(root: Path = ROOT) -> Source:
+    """The project as the source tree ``root`` holds it (this checkout, or a worktree of another commit)."""
+    return Source(root, {name: root / name for name in PROJECT_PACKAGES})
+
+
+def installed(shim: Path) -> Source:
+    """The project as this process imports it, with this checkout's ``benchmarks``: what asv measures, whose
+    environment holds the benchmarked commit's wheel (which has no ``benchmarks``) while the benchmark
+    modules come from the checkout. ``shim`` becomes a directory holding only a link to ``benchmarks``, so
+    that the child's ``PYTHONPATH`` adds that package and nothing that would hide the installed ones."""
+    packages = {"benchmarks": Path(__file__).resolve().parent}
+    for name in PROJECT_PACKAGES:
+        if name != "benchmarks":
+            spec = importlib.util.find_spec(name)
+            if spec is None or not spec.submodule_search_locations:
+                raise KernelUnavailable(f"the project's package {name!r} is not importable here")
+            packages[name] = Path(next(iter(spec.submodule_search_locations))).resolve()
+    shim.mkdir(parents=True, exist_ok=True)
+    link = shim / "benchmarks"
+    if not link.exists():
+        link.symlink_to(packages["benchmarks"], target_is_directory=True)
+    return Source(shim, packages)
+
+
+ENV = {
+    "PJRT_NPROC": "1",
+    "PYTHONHASHSEED": "0",
+    "JAX_PLATFORMS": "cpu",
+    "JAX_DEFAULT_MATMUL_PRECISION": "highest",
+}
 
 
 class ValgrindMissing(RuntimeError):
@@ -201,6 +250,10 @@ class ValgrindMissing(RuntimeError):
 
 class KernelFailed(RuntimeError):
     """A kernel's interpreter exited non-zero (its stderr's end is in the message)."""
+
+
+class KernelUnavailable(KernelFailed):
+    """A kernel's setup could not import what it names (a commit from before the kernel's code existed)."""
 
 
 def thread_counts(out_prefix: Path) -> dict[int, int]:
@@ -283,11 +336,13 @@ def _valgrind() -> str:
     return valgrind
 
 
-def count(kernel: str, calls: int, workdir: Path, root: Path = ROOT) -> int:
+def count(kernel: str, calls: int, workdir: Path, source: Source | None = None) -> int:
     """The instructions of one interpreter that runs ``kernel`` ``calls`` times under callgrind, importing the
-    project from ``root`` (this tree, or another commit's): where the child switches instrumentation itself
+    project from ``source`` (default: this tree): where the child switches instrumentation itself
     (`toggles`), those of the calls alone, on every thread, outside the thread pool's own functions; else
     the whole run's main thread."""
+    source = tree() if source is None else source
+    pythonpath = os.environ.get("PYTHONPATH", "")
     # valgrind itself, not a wrapper library: what is read is a few settings of the measured process and the
     # per-function costs of callgrind's output files, which a subprocess and `function_costs` give directly
     valgrind = _valgrind()
@@ -303,27 +358,30 @@ def count(kernel: str, calls: int, workdir: Path, root: Path = ROOT) -> int:
             f"--instr-atstart={'no' if toggle else 'yes'}",
             f"--callgrind-out-file={prefix}",
             sys.executable,
-            str(script),
-            str(calls),
-            str(root),
-            "toggle" if toggle else "full",
+            *source.argv(script, calls, toggle),
         ],
-        cwd=root,
-        env={**os.environ, **ENV, "PYTHONPATH": str(root)},
+        cwd=source.path,
+        # first on the path, before any the caller set (a test's stand-in for site-packages)
+        env={
+            **os.environ,
+            **ENV,
+            "PYTHONPATH": os.pathsep.join(filter(None, (str(source.path), pythonpath))),
+        },
         check=False,  # a failure is reported with the child's stderr below
         capture_output=True,
         text=True,
     )
     if proc.returncode:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-        raise KernelFailed(f"kernel {kernel!r} failed in {root} (exit {proc.returncode}):\n{tail}")
+        error = KernelUnavailable if proc.returncode == UNAVAILABLE else KernelFailed
+        raise error(f"kernel {kernel!r} failed in {source.path} (exit {proc.returncode}):\n{tail}")
     # toggled: every thread, outside the pool's own functions (see the module's docstring); full: the main
     # thread alone, since the start-up's compiler and pool threads would add their spread (tens of M)
     return counted(prefix) if toggle else thread_counts(prefix)[1]
 
 
 def per_call(
-    kernel: str, low: int | None = None, high: int | None = None, root: Path = ROOT
+    kernel: str, low: int | None = None, high: int | None = None, source: Source | None = None
 ) -> dict[str, float]:
     """``kernel``'s instructions per call: the counts of a ``low``-call and a ``high``-call run (the kernel's
     own by default), differenced. Where the child switches instrumentation itself (`toggles`) only its calls
@@ -337,8 +395,8 @@ def per_call(
     if not 0 <= low < high:
         raise ValueError(f"need 0 <= low < high; got low={low}, high={high}")
     with tempfile.TemporaryDirectory() as tmp:
-        at_low = 0 if toggle and low == 0 else count(kernel, low, Path(tmp), root)
-        at_high = count(kernel, high, Path(tmp), root)
+        at_low = 0 if toggle and low == 0 else count(kernel, low, Path(tmp), source)
+        at_high = count(kernel, high, Path(tmp), source)
     return {
         "low": low,
         "high": high,
@@ -386,10 +444,10 @@ def against(
     _valgrind()
     base: dict[str, dict] = {}
     missing: dict[str, str] = {}
-    with checkout(rev) as tree:
+    with checkout(rev) as worktree:
         for name in kernels:
             try:
-                base[name] = per_call(name, low, high, tree)
+                base[name] = per_call(name, low, high, tree(worktree))
             except KernelFailed as exc:
                 missing[name] = str(exc)
     return base, {name: per_call(name, low, high) for name in kernels}, missing
@@ -412,6 +470,29 @@ def regressions(baseline: dict[str, dict], current: dict[str, dict], factor: flo
                 f"{name}: {before:,.0f} -> {now:,.0f} instructions per call ({now / before:.3f}x > {factor})"
             )
     return out
+
+
+class TrackInstructions:
+    """asv: each kernel's instructions per call at the benchmarked commit, for the dashboard (the gate on them
+    is ``--against``). Counted once in ``setup``, through `installed`: asv's environment holds that commit's
+    wheel, and this checkout's kernel setups import it. Skipped (asv's "n/a") without valgrind, and for a
+    commit whose code lacks what the kernel's setup imports; a kernel that fails otherwise fails here."""
+
+    params = sorted(KERNELS)
+    param_names = ("kernel",)
+    timeout = 600  # one run under callgrind: 20-110 s per kernel on the 2-core machine
+
+    def setup(self, kernel: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                self.count = per_call(kernel, source=installed(Path(tmp) / "shim"))["per_call"]
+            except (ValgrindMissing, KernelUnavailable) as exc:
+                raise NotImplementedError(str(exc)) from exc
+
+    def track_instructions_per_call(self, kernel: str) -> float:
+        return self.count
+
+    track_instructions_per_call.unit = "instructions"
 
 
 def _report(results: dict[str, dict]) -> None:

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import json
 import re
+import shutil
 import benchmarks.gcm, benchmarks.cem, benchmarks.vae, benchmarks.anomaly
 import jax
 from jax._src import xla_bridge
@@ -544,7 +546,7 @@ def test_instructions_per_call_difference_two_runs_and_flag_growth_beyond_the_fa
     start_up, cost = 9_700_000_000, 2_300_000
     runs = []
 
-    def fake_count(kernel, calls, workdir, root=None):
+    def fake_count(kernel, calls, workdir, source=None):
         runs.append(calls)
         return start_up + calls * cost
 
@@ -558,7 +560,7 @@ def test_instructions_per_call_difference_two_runs_and_flag_growth_beyond_the_fa
     # only the calls counted: one run of the kernel's calls, none of 0 calls
     monkeypatch.setattr(instructions, "toggles", lambda: True)
     monkeypatch.setattr(
-        instructions, "count", lambda kernel, calls, workdir, root=None: runs.append(calls) or calls * cost
+        instructions, "count", lambda kernel, calls, workdir, source=None: runs.append(calls) or calls * cost
     )
     runs.clear()
     r = instructions.per_call("vae.resnet_block.32ch")
@@ -602,10 +604,12 @@ def test_instructions_against_a_commit_measures_its_worktree_and_gates_on_growth
     monkeypatch.setattr(instructions, "ROOT", repo)
     trees = []
 
-    def fake_per_call(kernel, low=None, high=None, root=None):
-        if root is None:  # the working tree
+    def fake_per_call(kernel, low=None, high=None, source=None):
+        if source is None:  # the working tree
             return {"low": 20, "high": 420, "per_call": {"one-fusion": 2_990_000}.get(kernel, 1_000_000)}
+        root = source.path
         trees.append(root)
+        assert source.packages["implementations"] == root / "implementations"
         assert (root / "benchmarks" / "instructions.py").read_text() == "one"  # the commit asked for
         if kernel == "cem.plan.pendulum":
             raise instructions.KernelFailed(f"kernel {kernel!r} failed in {root} (exit 1):\nImportError")
@@ -667,14 +671,18 @@ def test_instruction_child_refuses_a_project_imported_from_another_tree(tmp_path
         )
     )
     env = {**os.environ, "PYTHONPATH": str(instructions.ROOT), "JAX_PLATFORMS": "cpu"}
-    run = [sys.executable, str(script), "3"]
+    other = instructions.tree(tmp_path)
     wrong = subprocess.run(
-        [*run, str(tmp_path), "full"], env=env, capture_output=True, text=True, check=False
+        [sys.executable, *other.argv(script, 3, False)], env=env, capture_output=True, text=True, check=False
     )
     assert wrong.returncode == 1 and "benchmarks was imported from" in wrong.stderr
-    assert f"not from {os.path.realpath(tmp_path)}" in wrong.stderr and not marker.exists()
+    assert f"not from {os.path.realpath(tmp_path / 'benchmarks')}" in wrong.stderr and not marker.exists()
     right = subprocess.run(
-        [*run, str(instructions.ROOT), "full"], env=env, capture_output=True, text=True, check=False
+        [sys.executable, *instructions.tree().argv(script, 3, False)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert right.returncode == 0, right.stderr
     assert marker.read_text() == "......"  # three warm-up calls, then the three counted
@@ -683,7 +691,9 @@ def test_instruction_child_refuses_a_project_imported_from_another_tree(tmp_path
 def test_instruction_count_reports_a_failing_kernel_with_its_stderr(tmp_path, monkeypatch) -> None:
     """`count` runs the kernel under valgrind (here a stand-in that runs the command and writes callgrind's
     per-thread summary) and reads the main thread's count; a kernel whose interpreter fails raises
-    `KernelFailed` with the end of its stderr, not a bare CalledProcessError."""
+    `KernelFailed` with the end of its stderr, not a bare CalledProcessError, and one whose setup cannot
+    import what it names (an older commit) `KernelUnavailable`. asv's `TrackInstructions` skips the latter
+    and a machine without valgrind, and fails on the former."""
     from benchmarks import instructions
 
     fake = tmp_path / "valgrind"
@@ -698,17 +708,107 @@ def test_instruction_count_reports_a_failing_kernel_with_its_stderr(tmp_path, mo
         "sys.exit(rc)\n"
     )
     fake.chmod(0o755)
+    real_valgrind = instructions._valgrind
     monkeypatch.setattr(instructions, "_valgrind", lambda: str(fake))
     monkeypatch.setattr(instructions, "toggles", lambda: False)  # the stand-in answers no client request
     monkeypatch.setitem(instructions.KERNELS, "test.ok", instructions.Kernel("def call():\n    pass\n"))
+    monkeypatch.setitem(instructions.KERNELS, "test.broken", instructions.Kernel("def call():\n    1 / 0\n"))
     monkeypatch.setitem(
         instructions.KERNELS,
-        "test.broken",
-        instructions.Kernel("raise ImportError('no module named planner_v2')\n"),
+        "test.older",  # a commit from before the kernel's code: its setup cannot import it
+        instructions.Kernel("from implementations.cem.export import planner_v2\n"),
     )
     assert instructions.per_call("test.ok", 2, 5)["per_call"] == 7
-    with pytest.raises(instructions.KernelFailed, match=r"(?s)'test\.broken' failed in .*planner_v2"):
+    with pytest.raises(
+        instructions.KernelFailed, match=r"(?s)'test\.broken' failed in .*ZeroDivision"
+    ) as exc:
         instructions.count("test.broken", 2, tmp_path)
+    assert not isinstance(exc.value, instructions.KernelUnavailable)
+    with pytest.raises(
+        instructions.KernelUnavailable, match=r"(?s)unavailable here: ImportError.*planner_v2"
+    ):
+        instructions.count("test.older", 2, tmp_path)
+    # asv: a kernel its commit cannot run, or no valgrind, is skipped ("n/a"); any other failure fails
+    bench = instructions.TrackInstructions()
+    with pytest.raises(NotImplementedError, match="planner_v2"):
+        bench.setup("test.older")
+    with pytest.raises(instructions.KernelFailed, match="ZeroDivision"):
+        bench.setup("test.broken")
+    bench.setup("test.ok")
+    assert bench.track_instructions_per_call("test.ok") == 7
+    monkeypatch.setattr(instructions, "_valgrind", real_valgrind)
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    with pytest.raises(NotImplementedError, match="valgrind is not on PATH"):
+        bench.setup("test.ok")
+
+
+def test_instruction_kernels_under_asv_import_the_installed_project_and_this_checkouts_setups(
+    tmp_path,
+) -> None:
+    """Under asv the project is the benchmarked commit's wheel in the environment and ``benchmarks`` is this
+    checkout's. `installed` gives the measured interpreter exactly that: a process whose project comes from a
+    stand-in for site-packages (a copy of the packages) runs a kernel whose child imports ``implementations``
+    from that copy and ``benchmarks`` from this checkout, and the child's origin check accepts it; told to
+    expect this checkout's ``implementations`` instead, the same child is refused."""
+    from benchmarks import instructions
+
+    site, bench = tmp_path / "site", tmp_path / "bench"
+    for name in instructions.PROJECT_PACKAGES:
+        if name != "benchmarks":
+            shutil.copytree(
+                instructions.ROOT / name, site / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+    bench.mkdir()
+    (bench / "benchmarks").symlink_to(instructions.ROOT / "benchmarks")
+    fake = tmp_path / "valgrind"  # runs the command; 10 instructions per call
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import subprocess, sys\n"
+        "args = sys.argv[1:]\n"
+        "prefix = next(a.split('=', 1)[1] for a in args if a.startswith('--callgrind-out-file='))\n"
+        "command = [a for a in args if not a.startswith('--')]\n"
+        "rc = subprocess.run(command).returncode\n"
+        "open(prefix + '-01', 'w').write(f'totals: {10 * int(command[2])}\\n')\n"
+        "sys.exit(rc)\n"
+    )
+    fake.chmod(0o755)
+    where = tmp_path / "where.json"
+    setup = (
+        "import json, pathlib, benchmarks.timer, implementations.gcm\n"
+        "def call():\n"
+        f"    pathlib.Path({str(where)!r}).write_text(\n"
+        "        json.dumps([benchmarks.timer.__file__, implementations.gcm.__file__]))\n"
+    )
+    parent = (
+        "import json\n"
+        "from pathlib import Path\n"
+        "from benchmarks import instructions as ins\n"
+        f"ins._valgrind = lambda: {str(fake)!r}\n"
+        "ins.toggles = lambda: False\n"
+        f"ins.KERNELS['test.where'] = ins.Kernel({setup!r})\n"
+        f"source = ins.installed(Path({str(tmp_path / 'shim')!r}))\n"
+        "print(json.dumps({k: str(v) for k, v in source.packages.items()}))\n"
+        "print(ins.per_call('test.where', 1, 3, source)['per_call'])\n"
+        "try:\n"
+        "    checkout = {**source.packages, 'implementations': ins.ROOT / 'implementations'}\n"
+        "    ins.per_call('test.where', 1, 3, ins.Source(source.path, checkout))\n"
+        "except ins.KernelFailed as exc:\n"
+        "    print(str(exc).splitlines()[-1])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(bench)]), "JAX_PLATFORMS": "cpu"}
+    run = subprocess.run(
+        [sys.executable, "-c", parent], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    packages, per_call, refused = run.stdout.strip().splitlines()
+    packages = json.loads(packages)
+    assert packages["benchmarks"] == str(instructions.ROOT / "benchmarks")
+    assert packages["implementations"] == str((site / "implementations").resolve())
+    assert float(per_call) == 10.0
+    timer_file, gcm_file = json.loads(where.read_text())
+    assert os.path.realpath(timer_file) == str(instructions.ROOT / "benchmarks" / "timer.py")
+    assert gcm_file.startswith(str(site / "implementations"))
+    assert "implementations was imported from" in refused and str(site) in refused
 
 
 @pytest.mark.skipif(
@@ -724,7 +824,7 @@ def test_instruction_child_refuses_to_toggle_callgrind_when_not_under_it(tmp_pat
     script.write_text(instructions.child_script("def call():\n    pass\n"))
     env = {**os.environ, "PYTHONPATH": str(instructions.ROOT), "JAX_PLATFORMS": "cpu"}
     run = subprocess.run(
-        [sys.executable, str(script), "5", str(instructions.ROOT), "toggle"],
+        [sys.executable, *instructions.tree().argv(script, 5, True)],
         env=env,
         capture_output=True,
         text=True,
@@ -764,7 +864,7 @@ def test_every_instruction_kernel_runs_without_valgrind(kernel: str) -> None:
         script = Path(tmp) / "child.py"
         script.write_text(instructions.child_script(instructions.KERNELS[kernel].setup))
         run = subprocess.run(
-            [sys.executable, str(script), "2", str(instructions.ROOT), "full"],
+            [sys.executable, *instructions.tree().argv(script, 2, False)],
             cwd=instructions.ROOT,
             env={**os.environ, **instructions.ENV, "PYTHONPATH": str(instructions.ROOT)},
             capture_output=True,
