@@ -49,7 +49,7 @@ SLOW_OLD = (
 )
 
 
-def _git(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
+def git(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
     return subprocess.run(
         ["git", *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -74,26 +74,32 @@ def _slow_source(text: str, factor: float) -> str:
     return text.replace(SLOW_OLD, wrapper + SLOW_OLD.replace("predict_controls", "_predict_controls_fast"))
 
 
-def make_commits(same: int, slowdown: float) -> dict[str, str]:
-    """Branch name -> commit: ``same`` empty commits on HEAD and one with the injected slowdown."""
-    head = _git("rev-parse", "HEAD")
-    tree = _git("rev-parse", "HEAD^{tree}")
-    out = {}
-    for i in range(same):
-        sha = _git("commit-tree", tree, "-p", head, "-m", f"gate trial: same code {i + 1}")
-        out[f"gate-trial/same-{i + 1}"] = sha
-    slow = _slow_source((ROOT / SLOW_PATH).read_text(encoding="utf-8"), slowdown)
-    blob = _git("hash-object", "-w", "--stdin", stdin=slow)
+def commit_with(head: str, path: str, text: str, message: str) -> str:
+    """A commit on ``head`` whose file ``path`` holds ``text``, made with git plumbing (a private index; no
+    checkout, the working tree and the index are untouched). Reachable from no ref until one is made."""
+    blob = git("hash-object", "-w", "--stdin", stdin=text)
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git("read-tree", head, env=env)
-        _git("update-index", "--cacheinfo", f"100644,{blob},{SLOW_PATH}", env=env)
-        slow_tree = _git("write-tree", env=env)
-    out["gate-trial/slow"] = _git(
-        "commit-tree", slow_tree, "-p", head, "-m", f"gate trial: predict_controls {slowdown}x slower"
+        git("read-tree", head, env=env)
+        git("update-index", "--cacheinfo", f"100644,{blob},{path}", env=env)
+        tree = git("write-tree", env=env)
+    return git("commit-tree", tree, "-p", head, "-m", message)
+
+
+def make_commits(same: int, slowdown: float) -> dict[str, str]:
+    """Branch name -> commit: ``same`` empty commits on HEAD and one with the injected slowdown."""
+    head = git("rev-parse", "HEAD")
+    tree = git("rev-parse", "HEAD^{tree}")
+    out = {}
+    for i in range(same):
+        sha = git("commit-tree", tree, "-p", head, "-m", f"gate trial: same code {i + 1}")
+        out[f"gate-trial/same-{i + 1}"] = sha
+    slow = _slow_source((ROOT / SLOW_PATH).read_text(encoding="utf-8"), slowdown)
+    out["gate-trial/slow"] = commit_with(
+        head, SLOW_PATH, slow, f"gate trial: predict_controls {slowdown}x slower"
     )
     for name, sha in out.items():
-        _git("branch", "-f", name, sha)
+        git("branch", "-f", name, sha)
     return out
 
 
@@ -197,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all-cores", action="store_true", help="run asv on every allowed core, not the last one")
     p.add_argument("--json")
     args = p.parse_args(argv)
-    if _git("status", "--porcelain", "--untracked-files=no"):
+    if git("status", "--porcelain", "--untracked-files=no"):
         raise SystemExit("gate_trials: commit your changes first (the trials compare against HEAD)")
-    base = _git("rev-parse", "HEAD")
+    base = git("rev-parse", "HEAD")
     branches = make_commits(args.same, args.slowdown)
     trials = []
     try:
@@ -215,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         for name in branches:
-            _git("branch", "-D", name)
+            git("branch", "-D", name)
     broken = [t["trial"] for t in trials if not t["rows"]]
     if broken:  # asv compared nothing: neither a false alarm nor a detection
         print("\n".join(t["tail"] for t in trials if not t["rows"]), file=sys.stderr)

@@ -436,11 +436,15 @@ def checkout(rev: str) -> Iterator[Path]:
 
 
 def against(
-    rev: str, kernels: list[str], low: int | None = None, high: int | None = None
+    rev: str,
+    kernels: list[str],
+    low: int | None = None,
+    high: int | None = None,
+    current: Source | None = None,
 ) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:
-    """Each kernel's count per call at commit ``rev`` and in this tree: (base, current, kernels without a
-    base and why). A kernel that fails at ``rev`` (added since, or broken there) has no base; one that fails
-    here raises `KernelFailed`."""
+    """Each kernel's count per call at commit ``rev`` and in ``current`` (default: this tree): (base, current,
+    kernels without a base and why). A kernel that fails at ``rev`` (added since, or broken there) has no
+    base; one that fails in ``current`` raises `KernelFailed`."""
     _valgrind()
     base: dict[str, dict] = {}
     missing: dict[str, str] = {}
@@ -450,7 +454,7 @@ def against(
                 base[name] = per_call(name, low, high, tree(worktree))
             except KernelFailed as exc:
                 missing[name] = str(exc)
-    return base, {name: per_call(name, low, high) for name in kernels}, missing
+    return base, {name: per_call(name, low, high, current) for name in kernels}, missing
 
 
 def load_baseline(path: Path) -> dict[str, dict]:
