@@ -215,6 +215,58 @@ def test_gate_trials_count_a_flag_on_an_untouched_benchmark_as_a_false_alarm() -
     assert (v["false_alarms"], v["detected"], v["same_failed"]) == (0, True, [])
 
 
+def test_instruction_trials_inject_one_operation_that_keeps_the_values() -> None:
+    """The instruction gate's slowdown trial changes the pendulum's dynamics step so that it computes the same
+    values with one operation more, which XLA keeps in the compiled program (a tanh it cannot fold away)."""
+    import importlib.util
+
+    import jax
+    import numpy as np
+
+    from benchmarks import instruction_trials as trials
+    from implementations.cem import tasks
+
+    source = (ROOT / trials.INJECTED_PATH).read_text(encoding="utf-8")
+    slow = trials.injected_source(source)
+    assert slow.count(trials.INJECTED_NEW) == 1 and trials.INJECTED_OLD not in slow
+    spec = importlib.util.spec_from_loader("injected_tasks", loader=None)
+    injected = importlib.util.module_from_spec(spec)
+    exec(compile(slow, "injected_tasks", "exec"), injected.__dict__)
+    x, u = np.array([0.3, -1.2], np.float32), np.array([0.7], np.float32)
+    programs, values = {}, {}
+    for name, module in (("as is", tasks), ("injected", injected)):
+        fn = jax.jit(lambda x, u, m=module: m.step("pendulum", x, u, 0.05))
+        values[name] = np.asarray(fn(x, u))
+        programs[name] = fn.lower(x, u).compile().as_text()
+    # two compiled programs: equal up to float32 rounding (a fused multiply-add may differ by an ulp)
+    np.testing.assert_allclose(values["injected"], values["as is"], rtol=1e-6)
+    assert "tanh" in programs["injected"] and "tanh" not in programs["as is"]
+    with pytest.raises(SystemExit, match="cannot find the pendulum's step"):
+        trials.injected_source(slow)
+
+
+def test_instruction_trials_count_an_untouched_kernel_flagged_as_a_false_alarm() -> None:
+    """A kernel flagged in a same-code trial, or in the slowdown trial but not the injected one, is a false
+    alarm; the slowdown is caught only when the injected kernel itself is flagged."""
+    from benchmarks import instruction_trials as trials
+
+    def counts(**per_call: float) -> dict:
+        return {k.replace("_", "."): {"per_call": v} for k, v in per_call.items()}
+
+    base = counts(one_fusion=1000.0, cem_plan_pendulum=2000.0)
+    same = trials.trial("same-1", base, counts(one_fusion=1003.0, cem_plan_pendulum=2001.0), 1.02)
+    slow = trials.trial("slow", base, counts(one_fusion=1000.0, cem_plan_pendulum=2100.0), 1.02)
+    assert slow["flagged"] == ["cem.plan.pendulum"] and slow["ratios"]["cem.plan.pendulum"] == 1.05
+    v = trials.verdict([same, slow], injected="cem.plan.pendulum")
+    assert (v["false_alarms"], v["detected"], v["injected_ratio"], v["same_trials"]) == (0, True, 1.05, 1)
+    assert v["largest_untouched_move"] == pytest.approx(0.003)
+    noisy = trials.trial("same-2", base, counts(one_fusion=1030.0, cem_plan_pendulum=2000.0), 1.02)
+    missed = trials.trial("slow", base, counts(one_fusion=1025.0, cem_plan_pendulum=2010.0), 1.02)
+    v = trials.verdict([same, noisy, missed], injected="cem.plan.pendulum")
+    assert v["false_alarms"] == 2 and not v["detected"]
+    assert v["flagged_untouched"] == ["same-2: one.fusion", "slow: one.fusion"]
+
+
 def test_the_timer_lead_in_calls_start_every_sample_untimed() -> None:
     """``lead_in`` untimed calls precede the ``number`` timed calls of every sample, so a sample's time is the
     timed calls' only: a callable whose first two calls of each sample are slow measures as fast."""
