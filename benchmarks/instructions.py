@@ -23,6 +23,9 @@ thread's share was 78-112 M of 399-402 M instructions over five runs of 120 call
 pool thread spins looking for work varies too (the same call over 60 calls: 199.3-202.5 M in three runs,
 196.42-196.53 M without the pool's functions).
 
+asv tracks the counts too (`TrackInstructions`): there the project is the benchmarked commit's wheel in asv's
+environment, and `installed` points the measured interpreter at it.
+
 ``--against REV`` measures each kernel in a git worktree of REV as well as in this tree, and exits 1 when a
 kernel's count per call grew by more than ``--factor``; a kernel that fails at REV (added since) has no base.
 ``--baseline`` compares with a JSON written earlier by ``--json`` (from an ``--against`` run, with the counts
