@@ -151,6 +151,8 @@ except (ImportError, AttributeError) as exc:
 for name, where in json.loads(sys.argv[2]).items():
     module = sys.modules.get(name)
     found = os.path.realpath(getattr(module, "__file__", None) or "")
+    if module is not None and where is None:
+        sys.exit(f"{{name}} was imported from {{found or module}}, but the measured project has no {{name}}")
     if module is not None and not found.startswith(os.path.realpath(where) + os.sep):
         sys.exit(f"{{name}} was imported from {{found or module}}, not from {{os.path.realpath(where)}}")
 calls = int(sys.argv[1])
@@ -204,14 +206,15 @@ def child_script(setup: str) -> str:
 @dataclasses.dataclass(frozen=True)
 class Source:
     """Where the measured interpreter imports the project from: ``path`` is its ``PYTHONPATH`` and working
-    directory, ``packages`` the directory each project package must be loaded from (checked in the child)."""
+    directory, ``packages`` the directory each project package must be loaded from (checked in the child;
+    None: the measured project has no such package, and the child must not import one)."""
 
     path: Path
-    packages: dict[str, Path]
+    packages: dict[str, Path | None]
 
     def argv(self, script: Path, calls: int, toggle: bool) -> list[str]:
         """The child's command line after the interpreter (see `child_script`)."""
-        where = json.dumps({name: str(directory) for name, directory in self.packages.items()})
+        where = json.dumps({name: d if d is None else str(d) for name, d in self.packages.items()})
         return [str(script), str(calls), where, "toggle" if toggle else "full"]
 
 
@@ -224,14 +227,15 @@ def installed(shim: Path) -> Source:
     """The project as this process imports it, with this checkout's ``benchmarks``: what asv measures, whose
     environment holds the benchmarked commit's wheel (which has no ``benchmarks``) while the benchmark
     modules come from the checkout. ``shim`` becomes a directory holding only a link to ``benchmarks``, so
-    that the child's ``PYTHONPATH`` adds that package and nothing that would hide the installed ones."""
-    packages = {"benchmarks": Path(__file__).resolve().parent}
+    that the child's ``PYTHONPATH`` adds that package and nothing that would hide the installed ones. A
+    package the commit does not have (an older layout) maps to None: a kernel that needs it cannot import
+    it there, and is unavailable."""
+    packages: dict[str, Path | None] = {"benchmarks": Path(__file__).resolve().parent}
     for name in PROJECT_PACKAGES:
         if name != "benchmarks":
             spec = importlib.util.find_spec(name)
-            if spec is None or not spec.submodule_search_locations:
-                raise KernelUnavailable(f"the project's package {name!r} is not importable here")
-            packages[name] = Path(next(iter(spec.submodule_search_locations))).resolve()
+            found = spec is not None and spec.submodule_search_locations
+            packages[name] = Path(next(iter(spec.submodule_search_locations))).resolve() if found else None
     shim.mkdir(parents=True, exist_ok=True)
     link = shim / "benchmarks"
     if not link.exists():

@@ -708,8 +708,8 @@ def test_instructions_baseline_from_an_against_run_gates_on_the_tree_it_measured
 
 def test_instruction_child_refuses_a_project_imported_from_another_tree(tmp_path) -> None:
     """The measured interpreter checks that the project's packages came from the tree it measures (with an
-    editable install of another tree first on the path, that tree would be counted silently); with the
-    right tree it runs its calls."""
+    editable install of another tree first on the path, that tree would be counted silently), and that a
+    package the measured project lacks was not imported at all; with the right tree it runs its calls."""
     from benchmarks import instructions
 
     script = tmp_path / "child.py"
@@ -738,6 +738,12 @@ def test_instruction_child_refuses_a_project_imported_from_another_tree(tmp_path
     )
     assert right.returncode == 0, right.stderr
     assert marker.read_text() == "......"  # three warm-up calls, then the three counted
+    # a project without a package (an older commit's layout, under asv) must not get one from elsewhere
+    older = instructions.Source(instructions.ROOT, {**instructions.tree().packages, "benchmarks": None})
+    absent = subprocess.run(
+        [sys.executable, *older.argv(script, 3, False)], env=env, capture_output=True, text=True, check=False
+    )
+    assert absent.returncode == 1 and "the measured project has no benchmarks" in absent.stderr
 
 
 def test_instruction_count_reports_a_failing_kernel_with_its_stderr(tmp_path, monkeypatch) -> None:
