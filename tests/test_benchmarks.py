@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import json
 import re
-import shutil
 import benchmarks.gcm, benchmarks.cem, benchmarks.vae, benchmarks.anomaly
 import jax
 from jax._src import xla_bridge
