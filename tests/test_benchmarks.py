@@ -745,14 +745,9 @@ def test_instruction_child_refuses_a_project_imported_from_another_tree(tmp_path
     assert absent.returncode == 1 and "the measured project has no benchmarks" in absent.stderr
 
 
-def test_instruction_count_reports_a_failing_kernel_with_its_stderr(tmp_path, monkeypatch) -> None:
-    """`count` runs the kernel under valgrind (here a stand-in that runs the command and writes callgrind's
-    per-thread summary) and reads the main thread's count; a kernel whose interpreter fails raises
-    `KernelFailed` with the end of its stderr, not a bare CalledProcessError, and one whose setup cannot
-    import what it names (an older commit) `KernelUnavailable`. asv's `TrackInstructions` skips the latter
-    and a machine without valgrind, and fails on the former."""
-    from benchmarks import instructions
-
+def _stand_in_valgrind(tmp_path: Path, start_up: int, per_call: int) -> Path:
+    """An executable standing in for valgrind: it runs the measured command natively and writes a callgrind
+    main-thread file whose ``totals:`` is ``start_up + per_call * calls`` (the child's first argument)."""
     fake = tmp_path / "valgrind"
     fake.write_text(
         f"#!{sys.executable}\n"
@@ -761,10 +756,22 @@ def test_instruction_count_reports_a_failing_kernel_with_its_stderr(tmp_path, mo
         "prefix = next(a.split('=', 1)[1] for a in args if a.startswith('--callgrind-out-file='))\n"
         "command = [a for a in args if not a.startswith('--')]\n"
         "rc = subprocess.run(command).returncode\n"
-        "open(prefix + '-01', 'w').write(f'totals: {1000 + 7 * int(command[2])}\\n')\n"
+        f"open(prefix + '-01', 'w').write(f'totals: {{{start_up} + {per_call} * int(command[2])}}\\n')\n"
         "sys.exit(rc)\n"
     )
     fake.chmod(0o755)
+    return fake
+
+
+def test_instruction_count_reports_a_failing_kernel_with_its_stderr(tmp_path, monkeypatch) -> None:
+    """`count` runs the kernel under valgrind (here a stand-in that runs the command and writes callgrind's
+    per-thread summary) and reads the main thread's count; a kernel whose interpreter fails raises
+    `KernelFailed` with the end of its stderr, not a bare CalledProcessError, and one whose setup cannot
+    import what it names (an older commit) `KernelUnavailable`. asv's `TrackInstructions` skips the latter
+    and a machine without valgrind, and fails on the former."""
+    from benchmarks import instructions
+
+    fake = _stand_in_valgrind(tmp_path, start_up=1000, per_call=7)
     real_valgrind = instructions._valgrind
     monkeypatch.setattr(instructions, "_valgrind", lambda: str(fake))
     monkeypatch.setattr(instructions, "toggles", lambda: False)  # the stand-in answers no client request
@@ -817,18 +824,7 @@ def test_instruction_kernels_under_asv_import_the_installed_project_and_this_che
             )
     bench.mkdir()
     (bench / "benchmarks").symlink_to(instructions.ROOT / "benchmarks")
-    fake = tmp_path / "valgrind"  # runs the command; 10 instructions per call
-    fake.write_text(
-        f"#!{sys.executable}\n"
-        "import subprocess, sys\n"
-        "args = sys.argv[1:]\n"
-        "prefix = next(a.split('=', 1)[1] for a in args if a.startswith('--callgrind-out-file='))\n"
-        "command = [a for a in args if not a.startswith('--')]\n"
-        "rc = subprocess.run(command).returncode\n"
-        "open(prefix + '-01', 'w').write(f'totals: {10 * int(command[2])}\\n')\n"
-        "sys.exit(rc)\n"
-    )
-    fake.chmod(0o755)
+    fake = _stand_in_valgrind(tmp_path, start_up=0, per_call=10)
     where = tmp_path / "where.json"
     setup = (
         "import json, pathlib, benchmarks.timer, implementations.gcm\n"
