@@ -17,6 +17,14 @@ deterministic:
 - ``PYTHONHASHSEED=0``: the same dict orders in every run (without it, a pure-Python loop's count varied by
   20% between runs).
 
+A fourth is the kernels' own: a kernel's calls hand JAX no host array (the child runs them with JAX's
+host-to-device transfer guard set to "disallow") unless the kernel says that its call does (`Kernel`'s
+``host_inputs``). XLA:CPU aliases a host array that lies on a 64-byte boundary and copies one that does not,
+and where a NumPy array lies varies from process to process: the VAE block's 98 KB input, passed as a NumPy
+array, cost 19,027,332 instructions per call aligned and 19,127,365 / 19,128,743 at 16 / 32 bytes past a
+boundary (+0.53%, the gate's largest move of unchanged code until then, drawn in about 1 run in 10). A
+kernel that hands over host arrays by design puts its own on a boundary with the child's ``aligned(a)``.
+
 The count is of every thread while instrumentation is on, outside the thread pool's own functions
 (`POOL_IDLE`): XLA's pool thread takes a varying share of a program's thunks (the CEM plan call: the main
 thread's share was 78-112 M of 399-402 M instructions over five runs of 120 calls), and how long an idle
@@ -63,6 +71,9 @@ class Kernel:
     setup: str
     low: int = 20
     high: int = 420
+    # whether ``call()`` hands JAX host (NumPy) arrays, as the CEM pipeline and the anomaly `Detector` do by
+    # contract; otherwise a host-to-device transfer in a call fails the kernel
+    host_inputs: bool = False
 
 
 KERNELS: dict[str, Kernel] = {
@@ -89,6 +100,7 @@ KERNELS: dict[str, Kernel] = {
     # from seeded policy weights, so no PyTorch and no artifact are needed
     "cem.plan.pendulum": Kernel(
         high=200,
+        host_inputs=True,
         setup="import numpy as np\n"
         "from contracts.cem.config import DEFAULT_CONFIGS\n"
         "from contracts.cem.networks import POLICY_HIDDEN, policy_sizes\n"
@@ -109,25 +121,26 @@ KERNELS: dict[str, Kernel] = {
     "vae.resnet_block.32ch": Kernel(
         low=5,
         high=20,
-        setup="import numpy as np\n"
+        setup="import numpy as np, jax.numpy as jnp\n"
         "from flax import nnx\n"
         "from implementations.vae.layers import CogVideoXResnetBlock3D\n"
         "block = CogVideoXResnetBlock3D(32, 32, temb_channels=0, groups=8, rngs=nnx.Rngs(0))\n"
         "f = jax.jit(lambda v: block(v)[0])\n"
-        "v = np.random.default_rng(1).standard_normal((1, 3, 16, 16, 32)).astype(np.float32)\n"
+        "v = jnp.asarray(np.random.default_rng(1).standard_normal((1, 3, 16, 16, 32)).astype(np.float32))\n"
         "def call():\n"
         "    f(v).block_until_ready()\n",
     ),
     # the anomaly detector at B=1, jitted with its weights as constants (as `Detector` runs it)
     "anomaly.detector.B1": Kernel(
         high=200,
+        host_inputs=True,
         setup="import numpy as np\n"
         "from flax import nnx\n"
         "from contracts.anomaly.config import AnomalyConfig\n"
         "from implementations.anomaly.model import build, weights_bound\n"
         "graphdef, state = nnx.split(build(AnomalyConfig(), 0))\n"
         "f = weights_bound(graphdef, nnx.to_pure_dict(state))\n"
-        "w = np.random.default_rng(0).standard_normal((1, 16, 8)).astype(np.float32)\n"
+        "w = aligned(np.random.default_rng(0).standard_normal((1, 16, 8)).astype(np.float32))\n"
         "def call():\n"
         "    jax.block_until_ready(f(w))\n",
     ),
@@ -143,11 +156,23 @@ KERNELS: dict[str, Kernel] = {
 UNAVAILABLE = 4
 _CHILD = """import json, os, sys
 import jax
+import numpy as np
 jax.config.update("jax_cpu_enable_async_dispatch", False)
+def aligned(a):
+    \"\"\"A copy of the array ``a`` that starts on a 64-byte boundary (XLA:CPU then aliases it, in every
+    process, instead of copying it on each call).\"\"\"
+    a = np.asarray(a)
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
 try:
     exec(compile({setup!r}, "<kernel setup>", "exec"))
 except (ImportError, AttributeError) as exc:
     sys.exit(print(f"kernel unavailable here: {{exc!r}}", file=sys.stderr) or {unavailable})
+if not {host_inputs}:  # a host array handed to JAX in a call fails the kernel (see the module's docstring)
+    jax.config.update("jax_transfer_guard_host_to_device", "disallow")
 for name, where in json.loads(sys.argv[2]).items():
     module = sys.modules.get(name)
     found = os.path.realpath(getattr(module, "__file__", None) or "")
@@ -196,11 +221,13 @@ def toggles() -> bool:
     return sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")
 
 
-def child_script(setup: str) -> str:
-    """The measured interpreter's program for a kernel's ``setup`` (argv: calls, `Source.packages` as JSON,
+def child_script(kernel: Kernel) -> str:
+    """The measured interpreter's program for ``kernel`` (argv: calls, `Source.packages` as JSON,
     ``"toggle"`` or ``"full"``)."""
     request = "\n".join("    " + line for line in _CLIENT_REQUEST.splitlines())
-    return _CHILD.format(setup=setup, unavailable=UNAVAILABLE, client_request=request)
+    return _CHILD.format(
+        setup=kernel.setup, host_inputs=kernel.host_inputs, unavailable=UNAVAILABLE, client_request=request
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,7 +382,7 @@ def count(kernel: str, calls: int, workdir: Path, source: Source | None = None) 
     valgrind = _valgrind()
     toggle = toggles()
     script = workdir / f"{kernel}.py"
-    script.write_text(child_script(KERNELS[kernel].setup))
+    script.write_text(child_script(KERNELS[kernel]))
     prefix = workdir / f"{kernel}.{calls}"
     proc = subprocess.run(
         [

@@ -715,10 +715,12 @@ def test_instruction_child_refuses_a_project_imported_from_another_tree(tmp_path
     marker = tmp_path / "calls"
     script.write_text(
         instructions.child_script(
-            "import benchmarks.timer\n"
-            "def call():\n"
-            f"    with open({str(marker)!r}, 'a') as fh:\n"
-            "        fh.write('.')\n"
+            instructions.Kernel(
+                "import benchmarks.timer\n"
+                "def call():\n"
+                f"    with open({str(marker)!r}, 'a') as fh:\n"
+                "        fh.write('.')\n"
+            )
         )
     )
     env = {**os.environ, "PYTHONPATH": str(instructions.ROOT), "JAX_PLATFORMS": "cpu"}
@@ -743,6 +745,39 @@ def test_instruction_child_refuses_a_project_imported_from_another_tree(tmp_path
         [sys.executable, *older.argv(script, 3, False)], env=env, capture_output=True, text=True, check=False
     )
     assert absent.returncode == 1 and "the measured project has no benchmarks" in absent.stderr
+
+
+def test_instruction_child_refuses_a_host_array_handed_to_jax_in_a_call(tmp_path) -> None:
+    """XLA:CPU aliases a host array on a 64-byte boundary and copies any other, so a kernel that hands JAX a
+    NumPy array in each call counts differently from process to process (the VAE block: +0.53% when its
+    input was not aligned). The child fails such a kernel unless it declares ``host_inputs``; one that does
+    can put its arrays on a boundary with ``aligned``, which copies values, dtype and shape."""
+    from benchmarks import instructions
+
+    setup = (
+        "f = jax.jit(lambda a: a + 1)\n"
+        "a = np.ones(4, np.float32)\n"
+        "for src in (np.arange(12.0).reshape(3, 4)[:, 1:], np.arange(5, dtype=np.int8), np.float32(2)):\n"
+        "    b = aligned(src)\n"
+        "    assert b.ctypes.data % 64 == 0 and b.dtype == src.dtype and b.shape == np.shape(src)\n"
+        "    assert (b == src).all()\n"
+        "def call():\n"
+        "    f(a).block_until_ready()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(instructions.ROOT), **instructions.ENV}
+    runs = {}
+    for host_inputs in (False, True):
+        script = tmp_path / f"child_{host_inputs}.py"
+        script.write_text(instructions.child_script(instructions.Kernel(setup, host_inputs=host_inputs)))
+        runs[host_inputs] = subprocess.run(
+            [sys.executable, *instructions.tree().argv(script, 2, False)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert runs[False].returncode == 1 and "Disallowed host-to-device transfer" in runs[False].stderr
+    assert runs[True].returncode == 0, runs[True].stderr[-2000:]
 
 
 def _stand_in_valgrind(tmp_path: Path, start_up: int, per_call: int) -> Path:
@@ -874,7 +909,7 @@ def test_instruction_child_refuses_to_toggle_callgrind_when_not_under_it(tmp_pat
     from benchmarks import instructions
 
     script = tmp_path / "child.py"
-    script.write_text(instructions.child_script("def call():\n    pass\n"))
+    script.write_text(instructions.child_script(instructions.Kernel("def call():\n    pass\n")))
     env = {**os.environ, "PYTHONPATH": str(instructions.ROOT), "JAX_PLATFORMS": "cpu"}
     run = subprocess.run(
         [sys.executable, *instructions.tree().argv(script, 5, True)],
@@ -915,7 +950,7 @@ def test_every_instruction_kernel_runs_without_valgrind(kernel: str) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "child.py"
-        script.write_text(instructions.child_script(instructions.KERNELS[kernel].setup))
+        script.write_text(instructions.child_script(instructions.KERNELS[kernel]))
         run = subprocess.run(
             [sys.executable, *instructions.tree().argv(script, 2, False)],
             cwd=instructions.ROOT,
