@@ -9,15 +9,22 @@ untimed calls, then its counted calls. On x86-64 Linux the interpreter switches 
 just before the counted calls and off after them (a valgrind client request, `child_script`), so the start-up
 (importing JAX, compiling) is neither counted nor slowed by instrumentation, and one run gives the count per
 call. Elsewhere every instruction is counted, and two runs of ``low`` and ``high`` calls are differenced so
-that the start-up cancels. Three settings at the edge of the measured process make the count nearly
+that the start-up cancels. Four settings at the edge of the measured process make the count nearly
 deterministic:
 
 - ``PJRT_NPROC=1``: XLA's CPU client starts one pool thread;
 - synchronous dispatch (``jax_cpu_enable_async_dispatch`` off before the first computation);
 - ``PYTHONHASHSEED=0``: the same dict orders in every run (without it, a pure-Python loop's count varied by
-  20% between runs).
+  20% between runs);
+- ``GLIBC_TUNABLES=glibc.malloc.mxfast=0``: glibc's malloc keeps no fast bins, so it has none to
+  consolidate. What consolidating and freeing cost depends on the heap's layout, which the start-up's
+  threads leave different in each process: the anomaly detector's count per call spread over
+  2,334,174-2,351,284 in 18 runs without the setting (0.73%; the difference is in ``_int_free``,
+  ``malloc_consolidate``, ``_int_memalign`` and ``unlink_chunk``), over 2,369,156-2,376,888 in 10 runs with
+  it (0.33%; malloc does 1.5% more of the call there). What is left is the same functions' search of the
+  bins; sending blocks over 4 KB to mmap as well did not narrow it (2,369,223-2,376,552 in four runs).
 
-A fourth is the kernels' own: a kernel's calls hand JAX no host array (the child runs them with JAX's
+A fifth is the kernels' own: a kernel's calls hand JAX no host array (the child runs them with JAX's
 host-to-device transfer guard set to "disallow") unless the kernel says that its call does (`Kernel`'s
 ``host_inputs``). XLA:CPU aliases a host array that lies on a 64-byte boundary and copies one that does not,
 and where a NumPy array lies varies from process to process: the VAE block's 98 KB input, passed as a NumPy
@@ -275,6 +282,7 @@ ENV = {
     "PYTHONHASHSEED": "0",
     "JAX_PLATFORMS": "cpu",
     "JAX_DEFAULT_MATMUL_PRECISION": "highest",
+    "GLIBC_TUNABLES": "glibc.malloc.mxfast=0",
 }
 
 
