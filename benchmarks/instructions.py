@@ -29,7 +29,7 @@ host-to-device transfer guard set to "disallow") unless the kernel says that its
 ``host_inputs``). XLA:CPU aliases a host array that lies on a 64-byte boundary and copies one that does not,
 and where a NumPy array lies varies from process to process: the VAE block's 98 KB input, passed as a NumPy
 array, cost 19,027,332 instructions per call aligned and 19,127,365 / 19,128,743 at 16 / 32 bytes past a
-boundary (+0.53%, the gate's largest move of unchanged code until then, drawn in about 1 run in 10). A
+boundary (+0.53%, the gate's largest move of unchanged code until then, drawn in 2 of about 36 runs). A
 kernel that hands over host arrays by design puts its own on a boundary with the child's ``aligned(a)``.
 
 The count is of every thread while instrumentation is on, outside the thread pool's own functions
