@@ -21,7 +21,7 @@ deterministic:
   threads leave different in each process: the anomaly detector's count per call spread over
   2,334,174-2,351,284 in 18 runs without the setting (0.73%; the difference is in ``_int_free``,
   ``malloc_consolidate``, ``_int_memalign`` and ``unlink_chunk``), over 2,369,156-2,376,888 in 10 runs with
-  it (0.33%; malloc does 1.5% more of the call there). What is left is the same functions' search of the
+  it (0.33%; the count is 1.3% higher there). What is left is the same functions' search of the
   bins; sending blocks over 4 KB to mmap as well did not narrow it (2,369,223-2,376,552 in four runs).
 
 A fifth is the kernels' own: a kernel's calls hand JAX no host array (the child runs them with JAX's
